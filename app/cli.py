@@ -1,0 +1,285 @@
+"""`spi-reminder`: serve, migrate, tokens, OPDs, imports and key rotation."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import Engine, update
+from sqlmodel import col, select
+
+from app import schema_migrations
+from app.auth import service as auth_service
+from app.auth.models import Role
+from app.auth.principal import cli_principal
+from app.config import Settings, get_settings
+from app.db import make_engine, session_scope
+from app.enrolment.importing import ImportOptions, ImportReport, import_enrolments
+from app.enrolment.models import Enrolment
+from app.enrolment.rows import FileFormatError, iter_rows
+from app.errors import AppError
+from app.logging_setup import configure_logging
+from app.opds import service as opd_service
+from app.opds.schemas import OpdCreate
+from app.security import PhoneVault, load_keys, prepend_key_to_file
+
+cli = typer.Typer(help="Pengingat SPI: privacy-first WhatsApp reminders for KPK's SPI.")
+token_cli = typer.Typer(help="API tokens (shown once, stored as a hash).")
+opd_cli = typer.Typer(help="OPDs (departments).")
+enrol_cli = typer.Typer(help="Enrolments.")
+keys_cli = typer.Typer(help="Encryption keys.")
+cli.add_typer(token_cli, name="token")
+cli.add_typer(opd_cli, name="opd")
+cli.add_typer(enrol_cli, name="enrol")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    if settings.resolved_database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _engine(settings: Settings) -> Engine:
+    return make_engine(settings.resolved_database_url, pool_size=2)
+
+
+def _fail(exc: AppError) -> None:
+    typer.echo(f"error ({exc.code}): {exc.message}", err=True)
+    raise typer.Exit(code=2)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    settings = _settings()
+    schema_migrations.upgrade_to_head(settings.resolved_database_url)
+    typer.echo(f"database at {schema_migrations.head_revision(settings.resolved_database_url)}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
+    """Apply migrations, then run the API (with the scheduler and a worker in-process)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = _settings()
+    schema_migrations.upgrade_to_head(settings.resolved_database_url)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@token_cli.command("create")
+def token_create(
+    role: Annotated[Role, typer.Option(help="admin, coordinator or inspectorate")],
+    name: Annotated[str, typer.Option(help="who holds the token, e.g. 'Koordinator Dinkes'")],
+    opd: Annotated[str | None, typer.Option(help="OPD code (coordinators only)")] = None,
+) -> None:
+    """Create an API token and print it once."""
+    settings = _settings()
+    try:
+        with session_scope(_engine(settings)) as session:
+            token, secret = auth_service.create_token(
+                session, actor=cli_principal(), role=role, name=name, opd_code=opd
+            )
+            token_id = token.id
+    except AppError as exc:
+        _fail(exc)
+    typer.echo(f"token id {token_id} ({role.value}); store it now, it is not shown again:")
+    typer.echo(secret)
+
+
+@token_cli.command("list")
+def token_list() -> None:
+    """List tokens (never their secrets)."""
+    with session_scope(_engine(_settings())) as session:
+        for t in auth_service.list_tokens(session):
+            state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
+            typer.echo(f"{t.id}\t{t.role}\topd={t.opd_id or '-'}\t{state}\t{t.name}")
+
+
+@token_cli.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke a token at once."""
+    try:
+        with session_scope(_engine(_settings())) as session:
+            auth_service.revoke_token(session, actor=cli_principal(), token_id=token_id)
+    except AppError as exc:
+        _fail(exc)
+    typer.echo(f"token {token_id} revoked")
+
+
+@opd_cli.command("create")
+def opd_create(
+    code: str,
+    name: str,
+    timezone: Annotated[str, typer.Option(help="Asia/Jakarta… or WIB/WITA/WIT")] = "Asia/Jakarta",
+) -> None:
+    """Create one OPD."""
+    try:
+        data = OpdCreate(code=code, name=name, timezone=timezone)
+        with session_scope(_engine(_settings())) as session:
+            opd_service.create_opd(session, actor=cli_principal(), data=data)
+    except AppError as exc:
+        _fail(exc)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"OPD {data.code} created")
+
+
+@opd_cli.command("list")
+def opd_list() -> None:
+    """List OPDs."""
+    with session_scope(_engine(_settings())) as session:
+        for o in opd_service.list_opds(session, viewer=cli_principal()):
+            typer.echo(f"{o.code}\t{o.timezone}\t{o.name}")
+
+
+@opd_cli.command("import")
+def opd_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    partial: Annotated[
+        bool, typer.Option(help="create the valid rows even if some are bad")
+    ] = False,
+) -> None:
+    """Create OPDs from a CSV with columns code/kode, name/nama, timezone/zona_waktu."""
+    try:
+        rows = opd_service.read_opd_csv(file.read_text(encoding="utf-8-sig"))
+        with session_scope(_engine(_settings())) as session:
+            report = opd_service.import_opds(
+                session, actor=cli_principal(), rows=rows, partial=partial
+            )
+    except AppError as exc:
+        _fail(exc)
+    except UnicodeDecodeError as exc:
+        typer.echo("error: the file is not UTF-8 text", err=True)
+        raise typer.Exit(code=2) from exc
+    for r in report.rows:
+        if r.outcome != "created":
+            typer.echo(f"row {r.row}: {r.outcome} {r.code or ''} {r.reason or ''}".rstrip())
+    typer.echo(
+        f"created {report.created}, existing {report.existing}, invalid {report.invalid}"
+        + ("" if report.applied else " — nothing created (use --partial to apply valid rows)")
+    )
+    if not report.applied:
+        raise typer.Exit(code=1)
+
+
+@enrol_cli.command("import")
+def enrol_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    opd: Annotated[str, typer.Option(help="OPD code")],
+    all_or_nothing: Annotated[bool, typer.Option(help="enrol nothing if any row is bad")] = False,
+    default_consent_method: Annotated[
+        str | None, typer.Option(help="paper_form or digital_form, for rows without one")
+    ] = None,
+    report_file: Annotated[
+        Path | None, typer.Option("--report", help="write the row-level JSON report here")
+    ] = None,
+) -> None:
+    """Enrol staff from a CSV/XLSX file; prints a summary and the bad rows."""
+    settings = _settings()
+    vault = PhoneVault(load_keys(settings))
+    report = ImportReport()
+    opts = ImportOptions(
+        regions=settings.phone_regions,
+        notice_version=settings.privacy_notice_version,
+        default_consent_method=default_consent_method,
+        all_or_nothing=all_or_nothing,
+        batch_size=settings.import_batch_size,
+    )
+    try:
+        with session_scope(_engine(settings)) as session, file.open("rb") as fh:
+            target = opd_service.get_by_code(session, code=opd)
+            summary = import_enrolments(
+                session,
+                vault=vault,
+                actor=cli_principal(),
+                opd=target,
+                rows=iter_rows(fh, filename=file.name),
+                opts=opts,
+                report=report,
+            )
+    except AppError as exc:
+        _fail(exc)
+    except FileFormatError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    for row in report.iter_rows():
+        if row["outcome"] not in ("enrolled", "not_applied"):
+            typer.echo(f"row {row['row']}: {row['outcome']} — {row['reason']}")
+    if report_file is not None:
+        with report_file.open("wb") as out:
+            for chunk in report.iter_json({"opd": opd.upper()}):
+                out.write(chunk)
+    report.close()
+    typer.echo(json.dumps(summary.model_dump()))
+    if not summary.applied:
+        raise typer.Exit(code=1)
+
+
+@keys_cli.command("generate")
+def keys_generate() -> None:
+    """Print a new Fernet key to put in front of SPI_ENCRYPTION_KEYS."""
+    from cryptography.fernet import Fernet
+
+    typer.echo(Fernet.generate_key().decode())
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    new: Annotated[
+        bool, typer.Option(help="development key file only: add a new newest key first")
+    ] = False,
+) -> None:
+    """Re-encrypt every stored number and label with the newest key."""
+    settings = _settings()
+    if new:
+        if settings.encryption_keys.get_secret_value():
+            typer.echo(
+                "error: keys come from SPI_ENCRYPTION_KEYS; put the new key first there", err=True
+            )
+            raise typer.Exit(code=2)
+        load_keys(settings)
+        prepend_key_to_file(settings)
+    vault = PhoneVault(load_keys(settings))
+    count = 0
+    with session_scope(_engine(settings)) as session:
+        rows = session.exec(
+            select(Enrolment.id, Enrolment.phone_ciphertext, Enrolment.label_ciphertext).where(
+                col(Enrolment.phone_ciphertext).is_not(None)
+            )
+        ).all()
+        for enrolment_id, phone, label in rows:
+            session.execute(
+                update(Enrolment)
+                .where(col(Enrolment.id) == enrolment_id)
+                .values(
+                    phone_ciphertext=vault.rotate(phone) if phone else None,
+                    label_ciphertext=vault.rotate(label) if label else None,
+                )
+            )
+            count += 1
+    typer.echo(f"re-encrypted {count} enrolments with the newest key")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="spi-reminder")
+
+
+if __name__ == "__main__":
+    main()

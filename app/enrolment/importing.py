@@ -1,0 +1,239 @@
+"""Bulk enrolment from a coordinator's CSV/XLSX, in batches, with a row-level report."""
+
+import json
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import IO
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app.audit import service as audit_service
+from app.auth.principal import Principal
+from app.db import utcnow
+from app.enrolment import service as enrolment_service
+from app.enrolment.models import Enrolment, EnrolmentStatus
+from app.enrolment.phones import InvalidPhone, normalise_phone
+from app.enrolment.rows import RawRow, parse_consent_date, parse_consent_method
+from app.enrolment.schemas import ImportSummary, clean_label
+from app.opds.models import Opd
+from app.security import PhoneVault
+
+ENROLLED, DUPLICATE, INVALID, SUPPRESSED = "enrolled", "duplicate", "invalid", "suppressed"
+
+
+class ImportReport:
+    """Row outcomes spooled to a temporary file, so memory stays flat for any file size."""
+
+    def __init__(self) -> None:
+        self.summary = ImportSummary()
+        # Closed by close(), once the streamed response has been sent.
+        self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115
+
+    def add(self, row: int, outcome: str, reason: str | None = None) -> None:
+        """Record one row's outcome."""
+        self.summary.total_rows += 1
+        setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
+        self._spool.write(json.dumps([row, outcome, reason]).encode() + b"\n")
+
+    def iter_rows(self) -> Iterator[dict[str, object]]:
+        """Each row's outcome, in file order; rows of an import that was not applied say so."""
+        self._spool.seek(0)
+        for line in self._spool:
+            row, outcome, reason = json.loads(line)
+            if outcome == ENROLLED and not self.summary.applied:
+                outcome, reason = "not_applied", "valid, but nothing was enrolled (all_or_nothing)"
+            yield {"row": row, "outcome": outcome, "reason": reason}
+
+    def iter_json(self, head: dict[str, object] | None = None) -> Iterator[bytes]:
+        """The report as one JSON document, produced piece by piece."""
+        doc = dict(head or {})
+        doc["summary"] = self.summary.model_dump()
+        yield json.dumps(doc)[:-1].encode() + b', "rows": ['
+        for i, row in enumerate(self.iter_rows()):
+            yield (b"," if i else b"") + json.dumps(row).encode()
+        yield b"]}"
+
+    def close(self) -> None:
+        """Drop the spooled rows."""
+        self._spool.close()
+
+
+@dataclass
+class _Candidate:
+    row: int
+    e164: str
+    index: str
+    label: str | None
+    method: str
+    recorded_at: datetime
+
+
+@dataclass
+class ImportOptions:
+    regions: frozenset[str]
+    notice_version: str
+    default_consent_method: str | None = None
+    all_or_nothing: bool = False
+    batch_size: int = 1000
+
+
+def _validate(
+    raw: RawRow, *, vault: PhoneVault, opts: ImportOptions, tz: ZoneInfo, now: datetime
+) -> _Candidate | str:
+    """A candidate for enrolment, or the reason the row is invalid."""
+    if not (raw.phone or "").strip():
+        return "phone: the cell is empty"
+    try:
+        e164 = normalise_phone(raw.phone, allowed_regions=opts.regions)
+    except InvalidPhone as exc:
+        return f"phone: {exc}"
+    try:
+        label = clean_label(raw.label)
+    except ValueError as exc:
+        return f"label: {exc}"
+    method = parse_consent_method(raw.consent_method) if raw.consent_method else None
+    if raw.consent_method and method is None:
+        return f"consent: unknown method {raw.consent_method!r} (use paper_form or digital_form)"
+    method = method or opts.default_consent_method
+    if method is None:
+        return "consent: no consent method in the row and no default given"
+    recorded_at = now
+    if raw.consent_date:
+        try:
+            day = parse_consent_date(raw.consent_date)
+        except ValueError as exc:
+            return f"consent date: {exc}"
+        if day is not None:
+            recorded_at = datetime.combine(day, time(0), tzinfo=tz)
+            if recorded_at > now:
+                return "consent date: lies in the future"
+    return _Candidate(raw.row_number, e164, vault.blind_index(e164), label, method, recorded_at)
+
+
+def import_enrolments(
+    session: Session,
+    *,
+    vault: PhoneVault,
+    actor: Principal,
+    opd: Opd,
+    rows: Iterable[RawRow],
+    opts: ImportOptions,
+    report: ImportReport,
+) -> ImportSummary:
+    """Enrol every valid row; with all_or_nothing, enrol nothing if any row is bad."""
+    assert opd.id is not None
+    tz = ZoneInfo(opd.timezone)
+    now = utcnow()
+    outer = session.begin_nested()
+    batch: list[_Candidate | tuple[int, str]] = []
+    for raw in rows:
+        checked = _validate(raw, vault=vault, opts=opts, tz=tz, now=now)
+        batch.append((raw.row_number, checked) if isinstance(checked, str) else checked)
+        if len(batch) >= opts.batch_size:
+            _apply_batch(
+                session, batch, vault=vault, actor=actor, opd=opd, opts=opts, report=report
+            )
+            batch = []
+    _apply_batch(session, batch, vault=vault, actor=actor, opd=opd, opts=opts, report=report)
+    summary = report.summary
+    if opts.all_or_nothing and (summary.invalid or summary.suppressed):
+        outer.rollback()
+        summary.applied = False
+    else:
+        outer.commit()
+        enrolment_service.tally(
+            session, opd_id=opd.id, event="enrolled", at=now, amount=summary.enrolled
+        )
+    audit_service.record(
+        session,
+        actor=actor,
+        action="enrolment.import",
+        object_type="opd",
+        object_id=opd.code,
+        outcome="ok" if summary.applied else "refused",
+        detail=summary.model_dump(),
+    )
+    return summary
+
+
+def _apply_batch(
+    session: Session,
+    batch: list[_Candidate | tuple[int, str]],
+    *,
+    vault: PhoneVault,
+    actor: Principal,
+    opd: Opd,
+    opts: ImportOptions,
+    report: ImportReport,
+) -> None:
+    candidates = [c for c in batch if isinstance(c, _Candidate)]
+    indexes = {c.index for c in candidates}
+    suppressed = enrolment_service.suppressed_among(session, indexes)
+    taken = enrolment_service.actively_enrolled_among(session, indexes)
+    outcomes: dict[int, tuple[str, str | None]] = {}
+    fresh: list[_Candidate] = []
+    for c in candidates:
+        if c.index in suppressed:
+            outcomes[c.row] = (SUPPRESSED, "the owner of this number asked not to be reminded")
+        elif c.index in taken:
+            outcomes[c.row] = (DUPLICATE, "already enrolled")
+        else:
+            taken.add(c.index)
+            fresh.append(c)
+    for c, ok in _insert(session, fresh, vault=vault, actor=actor, opd=opd, opts=opts):
+        outcomes[c.row] = (ENROLLED, None) if ok else (DUPLICATE, "already enrolled")
+    for item in batch:
+        if isinstance(item, tuple):
+            report.add(item[0], INVALID, item[1])
+        else:
+            report.add(item.row, *outcomes[item.row])
+
+
+def _insert(
+    session: Session,
+    fresh: list[_Candidate],
+    *,
+    vault: PhoneVault,
+    actor: Principal,
+    opd: Opd,
+    opts: ImportOptions,
+) -> Iterator[tuple[_Candidate, bool]]:
+    """Insert in one statement; if a concurrent enrolment raced us, fall back row by row."""
+    if not fresh:
+        return
+    values = [
+        {
+            "public_id": enrolment_service.new_public_id(),
+            "opd_id": opd.id,
+            "phone_ciphertext": vault.encrypt(c.e164),
+            "phone_index": c.index,
+            "label_ciphertext": vault.encrypt(c.label) if c.label else None,
+            "consent_method": c.method,
+            "consent_recorded_at": c.recorded_at,
+            "consent_notice_version": opts.notice_version,
+            "consent_recorded_by": actor.name,
+            "status": EnrolmentStatus.active.value,
+            "enrolled_at": utcnow(),
+        }
+        for c in fresh
+    ]
+    table = Enrolment.__table__  # type: ignore[attr-defined]
+    try:
+        with session.begin_nested():
+            session.execute(insert(table), values)
+    except IntegrityError:
+        for c, v in zip(fresh, values, strict=True):
+            try:
+                with session.begin_nested():
+                    session.execute(insert(table), [v])
+                yield c, True
+            except IntegrityError:
+                yield c, False
+        return
+    for c in fresh:
+        yield c, True

@@ -1,0 +1,162 @@
+"""Enrolment routes: coordinators for their own OPD, admins for any."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi.responses import StreamingResponse
+from sqlmodel import Session
+
+from app.audit import service as audit_service
+from app.auth.dependencies import EnrolerDep, ensure_opd_scope
+from app.auth.principal import Principal
+from app.db import SessionDep
+from app.dependencies import SettingsDep, VaultDep
+from app.enrolment import service
+from app.enrolment.importing import ImportOptions, ImportReport, import_enrolments
+from app.enrolment.rows import FileFormatError, iter_rows
+from app.enrolment.schemas import EnrolmentCreate, EnrolmentPage, EnrolmentPublic
+from app.errors import AppError, Invalid
+from app.opds import service as opd_service
+
+router = APIRouter(prefix="/api/v1", tags=["Enrolment"])
+
+
+@contextmanager
+def audited_refusal(
+    session: Session, actor: Principal, action: str, object_id: str
+) -> Iterator[None]:
+    """Keep a record of refused changes: roll back the attempt, then commit only the audit row."""
+    try:
+        yield
+    except AppError as exc:
+        session.rollback()
+        audit_service.record(
+            session,
+            actor=actor,
+            action=action,
+            object_type="opd",
+            object_id=object_id,
+            outcome="refused",
+            detail={"reason": exc.code},
+        )
+        session.commit()
+        raise
+
+
+@router.post(
+    "/opds/{code}/enrolments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EnrolmentPublic,
+    responses={409: {"description": "already enrolled, or the owner opted out"}},
+)
+def create_enrolment(
+    code: str,
+    body: EnrolmentCreate,
+    session: SessionDep,
+    actor: EnrolerDep,
+    vault: VaultDep,
+    settings: SettingsDep,
+) -> EnrolmentPublic:
+    """Enrol one person who consented; the number is stored encrypted and shown masked."""
+    ensure_opd_scope(actor, code.upper())
+    opd = opd_service.get_by_code(session, code=code)
+    with audited_refusal(session, actor, "enrolment.create", opd.code):
+        enrolment = service.enrol(
+            session,
+            vault=vault,
+            actor=actor,
+            opd=opd,
+            phone=body.phone,
+            label=body.label,
+            consent_method=body.consent.method,
+            consent_recorded_at=body.consent.recorded_at,
+            notice_version=body.consent.notice_version or settings.privacy_notice_version,
+            regions=settings.phone_regions,
+        )
+    return service.to_public(enrolment, opd_code=opd.code, vault=vault)
+
+
+@router.get("/opds/{code}/enrolments", response_model=EnrolmentPage)
+def list_enrolments(
+    code: str,
+    session: SessionDep,
+    actor: EnrolerDep,
+    vault: VaultDep,
+    status_filter: Annotated[
+        Literal["active", "withdrawn", "opted_out", "erased"] | None, Query(alias="status")
+    ] = "active",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> EnrolmentPage:
+    """A page of this OPD's enrolments; numbers are masked."""
+    ensure_opd_scope(actor, code.upper())
+    opd = opd_service.get_by_code(session, code=code)
+    return service.list_enrolments(
+        session, vault=vault, opd=opd, status=status_filter, limit=limit, offset=offset
+    )
+
+
+@router.delete("/enrolments/{enrolment_id}", status_code=status.HTTP_204_NO_CONTENT)
+def withdraw_enrolment(enrolment_id: str, session: SessionDep, actor: EnrolerDep) -> Response:
+    """Withdraw an enrolment: the number and label are erased at once."""
+    service.withdraw(session, actor=actor, public_id=enrolment_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/opds/{code}/enrolments/import",
+    responses={
+        200: {"description": "row-level report"},
+        413: {"description": "file over the configured limit"},
+        422: {"description": "unreadable file, or all_or_nothing with bad rows (report included)"},
+    },
+)
+def import_enrolments_file(
+    code: str,
+    session: SessionDep,
+    actor: EnrolerDep,
+    vault: VaultDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="CSV (comma or semicolon) or XLSX")],
+    all_or_nothing: Annotated[bool, Form()] = False,
+    default_consent_method: Annotated[Literal["paper_form", "digital_form"] | None, Form()] = None,
+) -> StreamingResponse:
+    """Enrol from a CSV/XLSX file; answers with a row-level report."""
+    ensure_opd_scope(actor, code.upper())
+    opd = opd_service.get_by_code(session, code=code)
+    report = ImportReport()
+    opts = ImportOptions(
+        regions=settings.phone_regions,
+        notice_version=settings.privacy_notice_version,
+        default_consent_method=default_consent_method,
+        all_or_nothing=all_or_nothing,
+        batch_size=settings.import_batch_size,
+    )
+    try:
+        rows = iter_rows(file.file, filename=file.filename)
+        summary = import_enrolments(
+            session, vault=vault, actor=actor, opd=opd, rows=rows, opts=opts, report=report
+        )
+    except FileFormatError as exc:
+        report.close()
+        raise Invalid(str(exc), code="unreadable_file") from exc
+    session.commit()
+    head: dict[str, object] = {"opd": opd.code}
+    status_code = 200
+    if not summary.applied:
+        status_code = 422
+        head["error"] = {
+            "code": "import_rejected",
+            "message": f"{summary.invalid + summary.suppressed} bad rows; nothing was enrolled "
+            "because all_or_nothing was set",
+        }
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from report.iter_json(head)
+        finally:
+            report.close()
+
+    return StreamingResponse(body(), status_code=status_code, media_type="application/json")

@@ -1,0 +1,81 @@
+"""Request and response bodies for enrolments."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+LABEL_MAX = 80
+
+
+def clean_label(value: str | None) -> str | None:
+    """A label is optional, at most 80 characters, without control characters."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > LABEL_MAX:
+        raise ValueError(f"label is longer than {LABEL_MAX} characters")
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in value):
+        raise ValueError("label must not contain control characters")
+    return value
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["paper_form", "digital_form", "whatsapp"] = Field(
+        description="How consent was given; `whatsapp` is recorded only by the webhook (YA reply)"
+    )
+    recorded_at: AwareDatetime | None = Field(
+        default=None, description="When consent was given (default: now); not in the future"
+    )
+    notice_version: str | None = Field(
+        default=None, max_length=32, description="Privacy-notice version the person agreed to"
+    )
+
+    @field_validator("method")
+    @classmethod
+    def _not_whatsapp(cls, value: str) -> str:
+        if value == "whatsapp":
+            raise ValueError("consent by WhatsApp is recorded only when the employee replies YA")
+        return value
+
+
+class EnrolmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(max_length=64, examples=["0812-3456-7890"])
+    label: str | None = Field(default=None, max_length=200, examples=["Bagian Umum"])
+    consent: ConsentIn
+
+    _label = field_validator("label")(clean_label)
+
+
+class EnrolmentPublic(BaseModel):
+    id: str
+    opd_code: str
+    phone_masked: str | None
+    label: str | None
+    consent_method: str
+    consent_recorded_at: datetime
+    consent_notice_version: str
+    status: str
+    enrolled_at: datetime
+
+
+class EnrolmentPage(BaseModel):
+    items: list[EnrolmentPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class ImportSummary(BaseModel):
+    total_rows: int = 0
+    enrolled: int = 0
+    duplicate: int = 0
+    invalid: int = 0
+    suppressed: int = 0
+    applied: bool = True

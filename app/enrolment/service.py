@@ -1,0 +1,202 @@
+"""Enrol, list and withdraw staff; every check the API and the importer share lives here."""
+
+import secrets
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from app.audit import service as audit_service
+from app.auth.principal import Principal
+from app.db import increment_counter, utcnow
+from app.enrolment.models import Enrolment, EnrolmentStatus, EnrolmentTally, Suppression
+from app.enrolment.phones import InvalidPhone, mask_phone, normalise_phone
+from app.enrolment.schemas import EnrolmentPage, EnrolmentPublic
+from app.errors import Conflict, Invalid, NotFound
+from app.opds.models import Opd
+from app.security import PhoneVault
+
+ALREADY_ENROLLED = "this number is already enrolled"
+SUPPRESSED = (
+    "this number asked not to receive SPI reminders; only its owner can join again, "
+    "by sending MULAI or DAFTAR on WhatsApp"
+)
+
+
+def new_public_id() -> str:
+    """A random, non-sequential id for URLs (reveals nothing about counts)."""
+    return secrets.token_urlsafe(12)
+
+
+def normalise_or_422(raw: str, *, regions: frozenset[str]) -> str:
+    """E.164 for a phone as written, or a 422 with the reason."""
+    try:
+        return normalise_phone(raw, allowed_regions=regions)
+    except InvalidPhone as exc:
+        raise Invalid(f"phone: {exc}", code=f"invalid_phone.{exc.reason}") from exc
+
+
+def suppressed_among(session: Session, indexes: Collection[str]) -> set[str]:
+    """Which of these blind indexes are on the suppression list."""
+    if not indexes:
+        return set()
+    rows = session.exec(
+        select(Suppression.phone_index).where(col(Suppression.phone_index).in_(indexes))
+    )
+    return set(rows.all())
+
+
+def actively_enrolled_among(session: Session, indexes: Collection[str]) -> set[str]:
+    """Which of these blind indexes already have an active enrolment anywhere."""
+    if not indexes:
+        return set()
+    rows = session.exec(
+        select(Enrolment.phone_index).where(
+            col(Enrolment.phone_index).in_(indexes), Enrolment.status == EnrolmentStatus.active
+        )
+    )
+    return {r for r in rows.all() if r is not None}
+
+
+def enrol(
+    session: Session,
+    *,
+    vault: PhoneVault,
+    actor: Principal,
+    opd: Opd,
+    phone: str,
+    label: str | None,
+    consent_method: str,
+    consent_recorded_at: datetime | None,
+    notice_version: str,
+    regions: frozenset[str],
+) -> Enrolment:
+    """Enrol one consenting person; refuses suppressed and already-enrolled numbers."""
+    e164 = normalise_or_422(phone, regions=regions)
+    now = utcnow()
+    if consent_recorded_at is not None and consent_recorded_at > now:
+        raise Invalid("consent.recorded_at lies in the future", code="consent_in_future")
+    index = vault.blind_index(e164)
+    if suppressed_among(session, [index]):
+        raise Conflict(SUPPRESSED, code="suppressed")
+    if actively_enrolled_among(session, [index]):
+        raise Conflict(ALREADY_ENROLLED, code="already_enrolled")
+    assert opd.id is not None
+    enrolment = Enrolment(
+        public_id=new_public_id(),
+        opd_id=opd.id,
+        phone_ciphertext=vault.encrypt(e164),
+        phone_index=index,
+        label_ciphertext=vault.encrypt(label) if label else None,
+        consent_method=consent_method,
+        consent_recorded_at=consent_recorded_at or now,
+        consent_notice_version=notice_version,
+        consent_recorded_by=actor.name,
+        enrolled_at=now,
+    )
+    session.add(enrolment)
+    try:
+        # The partial unique index settles a race between two concurrent enrolments.
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(ALREADY_ENROLLED, code="already_enrolled") from exc
+    tally(session, opd_id=opd.id, event="enrolled", at=now)
+    audit_service.record(
+        session,
+        actor=actor,
+        action="enrolment.create",
+        object_type="enrolment",
+        object_id=enrolment.public_id,
+        detail={"opd": opd.code, "consent_method": consent_method},
+    )
+    return enrolment
+
+
+def tally(session: Session, *, opd_id: int, event: str, at: datetime, amount: int = 1) -> None:
+    """Count an enrolment event for the OPD's aggregate history."""
+    increment_counter(
+        session,
+        EnrolmentTally,
+        keys={"opd_id": opd_id, "day": at.date(), "event": event},
+        amount=amount,
+    )
+
+
+def to_public(enrolment: Enrolment, *, opd_code: str, vault: PhoneVault) -> EnrolmentPublic:
+    """The API view of an enrolment: masked number, never the number itself."""
+    phone = vault.decrypt(enrolment.phone_ciphertext) if enrolment.phone_ciphertext else None
+    label = vault.decrypt(enrolment.label_ciphertext) if enrolment.label_ciphertext else None
+    return EnrolmentPublic(
+        id=enrolment.public_id,
+        opd_code=opd_code,
+        phone_masked=mask_phone(phone) if phone else None,
+        label=label,
+        consent_method=enrolment.consent_method,
+        consent_recorded_at=enrolment.consent_recorded_at,
+        consent_notice_version=enrolment.consent_notice_version,
+        status=enrolment.status,
+        enrolled_at=enrolment.enrolled_at,
+    )
+
+
+def list_enrolments(
+    session: Session,
+    *,
+    vault: PhoneVault,
+    opd: Opd,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> EnrolmentPage:
+    """A page of one OPD's enrolments with masked numbers."""
+    where = [Enrolment.opd_id == opd.id]
+    if status:
+        where.append(Enrolment.status == status)
+    total = session.exec(select(func.count()).select_from(Enrolment).where(*where)).one()
+    rows = session.exec(
+        select(Enrolment)
+        .where(*where)
+        .order_by(col(Enrolment.enrolled_at).desc(), col(Enrolment.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return EnrolmentPage(
+        items=[to_public(r, opd_code=opd.code, vault=vault) for r in rows],
+        total=int(total),
+        limit=limit,
+        offset=offset,
+    )
+
+
+def withdraw(session: Session, *, actor: Principal, public_id: str) -> Enrolment:
+    """Withdraw an enrolment: its number and label are erased, a tally remembers it."""
+    stmt = select(Enrolment).where(Enrolment.public_id == public_id)
+    if actor.opd_id is not None:
+        stmt = stmt.where(Enrolment.opd_id == actor.opd_id)
+    enrolment = session.exec(stmt).first()
+    # Another OPD's enrolment is "not found" for a coordinator: its existence is not theirs to know.
+    if enrolment is None or (not actor.is_admin and actor.opd_id is None):
+        raise NotFound("no such enrolment", code="enrolment_not_found")
+    if enrolment.status != EnrolmentStatus.active and enrolment.phone_ciphertext is None:
+        return enrolment
+    now = utcnow()
+    was_active = enrolment.status == EnrolmentStatus.active
+    enrolment.status = EnrolmentStatus.withdrawn
+    enrolment.phone_ciphertext = None
+    enrolment.phone_index = None
+    enrolment.label_ciphertext = None
+    enrolment.ended_at = now
+    session.add(enrolment)
+    if was_active:
+        tally(session, opd_id=enrolment.opd_id, event="withdrawn", at=now)
+    audit_service.record(
+        session,
+        actor=actor,
+        action="enrolment.withdraw",
+        object_type="enrolment",
+        object_id=public_id,
+    )
+    return enrolment

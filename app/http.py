@@ -1,0 +1,128 @@
+"""Cross-cutting HTTP behaviour: JSON error bodies and request-size limits."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import AppError
+
+logger = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+}
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The one error shape every route uses."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _describe(errors: list[Any]) -> tuple[str, list[dict[str, str]]]:
+    details = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        # pydantic echoes the rejected input; it may be a phone number, so it is never returned.
+        details.append({"field": loc, "problem": str(err.get("msg", "invalid"))})
+    first = details[0] if details else {"field": "", "problem": "invalid request"}
+    return f"{first['field']}: {first['problem']}".strip(": "), details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every expected failure as JSON with a real status; 500 only for bugs."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(exc.to_body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, details = _describe(list(exc.errors()))
+        body_errors = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if body_errors:
+            return JSONResponse(error_body("bad_request", "request body is not valid JSON"), 400)
+        return JSONResponse(error_body("invalid", message, details=details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("request.failed path=%s", request.url.path)
+        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
+class BodySizeLimit:
+    """Refuse bodies over a per-path limit with 413, also when no Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, *, default: int, limits: dict[str, int]) -> None:
+        self.app = app
+        self.default = default
+        self.limits = limits
+
+    def _limit_for(self, path: str) -> int:
+        for suffix, limit in self.limits.items():
+            if path.endswith(suffix):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit_for(scope["path"])
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._reject(send, limit)
+                return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge(limit)
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._reject(send, limit)
+
+    @staticmethod
+    async def _reject(send: Send, limit: int) -> None:
+        response = JSONResponse(
+            error_body("too_large", f"request body is larger than the limit of {limit} bytes"),
+            status_code=413,
+        )
+        await response({"type": "http"}, _empty_receive, send)
+
+
+class _TooLarge(StarletteHTTPException):
+    # An HTTPException, so that FastAPI's body parsing passes it through as a 413.
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}

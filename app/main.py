@@ -1,0 +1,80 @@
+"""The application factory: settings, keys, database, routes, error handling."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+
+from app import schema_migrations
+from app.audit.router import router as audit_router
+from app.config import Settings, get_settings
+from app.db import make_engine
+from app.enrolment.router import router as enrolment_router
+from app.http import BodySizeLimit, error_body, install_error_handlers
+from app.opds.router import router as opds_router
+from app.security import PhoneVault, load_keys
+
+DESCRIPTION = """
+Pengingat SPI sends a few neutral WhatsApp reminders to staff who agreed to them during KPK's
+Survei Penilaian Integritas, lets anyone stop with one word, and shows aggregate numbers only.
+No answer, completion or individual behaviour is ever tracked.
+"""
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the API for the given settings (the environment's by default)."""
+    settings = settings or get_settings()
+    vault = PhoneVault(load_keys(settings))
+    if engine is None:
+        if settings.resolved_database_url.startswith("sqlite"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="Pengingat SPI",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.vault = vault
+    install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimit,
+        default=settings.max_json_body_bytes,
+        limits={"/enrolments/import": settings.max_import_bytes},
+    )
+    app.include_router(opds_router)
+    app.include_router(enrolment_router)
+    app.include_router(audit_router)
+
+    @app.get("/healthz", tags=["Health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["Health"], responses={503: {"description": "not ready"}})
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers and is at the newest migration."""
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            current = schema_migrations.current_revision(engine)
+        except Exception:
+            return JSONResponse(error_body("db_unreachable", "database unreachable"), 503)
+        head = schema_migrations.head_revision(settings.resolved_database_url)
+        if current != head:
+            return JSONResponse(
+                error_body("migrations_pending", f"database at {current}, code expects {head}"),
+                503,
+            )
+        return JSONResponse({"status": "ready", "revision": current})
+
+    return app
