@@ -1,0 +1,218 @@
+"""Phone number normalisation to E.164 and the single masking helper."""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from typing import Literal
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, shortnumberinfo
+
+InvalidPhoneReason = Literal[
+    "empty",
+    "unparseable",
+    "excel_scientific",
+    "invalid_country_code",
+    "too_short",
+    "too_long",
+    "not_a_number",
+    "short_code",
+    "landline",
+    "not_mobile",
+    "region_not_allowed",
+]
+
+# Messages never echo the input: the API shows them and they may end up in logs.
+_MESSAGES: dict[InvalidPhoneReason, str] = {
+    "empty": "The phone number is empty.",
+    "unparseable": (
+        "The phone number could not be read. Use digits, optionally with spaces or dashes, "
+        "for example 0812-3456-7890 or +62 812 3456 7890."
+    ),
+    "excel_scientific": (
+        "Excel turned this phone number into scientific notation (like 6.28123E+12), so its "
+        "last digits are lost. Format the phone column as Text in Excel, re-enter the numbers "
+        "and upload the file again."
+    ),
+    "invalid_country_code": "The country code of this phone number is not recognised.",
+    "too_short": "The phone number has too few digits.",
+    "too_long": "The phone number has too many digits.",
+    "not_a_number": "This is not a valid phone number.",
+    "short_code": (
+        "This is a short service number (like 112 or 198), not a personal mobile number."
+    ),
+    "landline": "This is a landline number; WhatsApp reminders need a mobile number.",
+    "not_mobile": "This is not a mobile number (for example a toll-free or premium number).",
+    "region_not_allowed": "Phone numbers from this country are not accepted.",
+}
+
+_MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
+_EXCEL_TEXT_FORMULA = re.compile(r'=\s*"(.*)"')
+# An Excel float rendered as text, e.g. "6281234567890.0": the digits are all there.
+_TRAILING_ZERO_FRACTION = re.compile(r"(\d+)[.,]0+")
+_SEPARATORS = re.compile(r"[\s.()\-‐‑‒–—]+")
+_COMPACT = re.compile(r"(\+?)(\d+)")
+# libphonenumber's Indonesian mobile pattern is 8[1-35-9]\d{7,10}: 9-12 national digits.
+_ID_MOBILE_MIN, _ID_MOBILE_MAX = 9, 12
+
+
+class InvalidPhone(ValueError):
+    """A phone number that cannot be used, with a machine-readable reason code."""
+
+    def __init__(self, reason: InvalidPhoneReason, message: str | None = None) -> None:
+        self.reason: InvalidPhoneReason = reason
+        self.message: str = message or _MESSAGES[reason]
+        super().__init__(self.message)
+
+
+def normalise_phone(
+    raw: str | int | float | None,
+    *,
+    allowed_regions: frozenset[str] = frozenset({"ID"}),
+    default_region: str = "ID",
+) -> str:
+    """Normalise a spreadsheet or form phone value to E.164, accepting only mobile numbers."""
+    default_region = default_region.upper()
+    allowed = frozenset(region.upper() for region in allowed_regions)
+    has_plus, digits = _compact(_to_text(raw))
+
+    if digits.startswith("00"):
+        has_plus, digits = True, digits[2:]
+    if not has_plus and default_region == "ID":
+        if digits.startswith("62"):
+            has_plus = True
+        elif digits.startswith("8") and _ID_MOBILE_MIN <= len(digits) <= _ID_MOBILE_MAX:
+            # Excel drops the leading 0 when the column is numeric.
+            digits = "0" + digits
+        elif len(digits) <= 6 and not digits.startswith(("0", "8")):
+            raise InvalidPhone("short_code")
+    if has_plus and digits.startswith("620"):
+        # "+62 (0)812..." keeps the national trunk 0 after the country code.
+        digits = "62" + digits[3:].lstrip("0")
+    if (
+        not has_plus
+        and len(digits) <= 6
+        and shortnumberinfo.is_valid_short_number_for_region(
+            _safe_parse(digits, default_region), default_region
+        )
+    ):
+        raise InvalidPhone("short_code")
+
+    number = _parse(("+" if has_plus else "") + digits, default_region)
+    national = str(number.national_number)
+    if number.country_code == 62 and national.startswith("8"):
+        if len(national) < _ID_MOBILE_MIN:
+            raise InvalidPhone("too_short")
+        if len(national) > _ID_MOBILE_MAX:
+            raise InvalidPhone("too_long")
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(_invalid_reason(number))
+
+    region = phonenumbers.region_code_for_number(number)
+    if region not in allowed:
+        accepted = ", ".join(sorted(allowed)) or "none"
+        raise InvalidPhone(
+            "region_not_allowed",
+            f"Phone numbers from this country are not accepted (accepted: {accepted}).",
+        )
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.FIXED_LINE:
+        raise InvalidPhone("landline")
+    if kind not in _MOBILE_TYPES:
+        raise InvalidPhone("not_mobile")
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def mask_phone(e164: str) -> str:
+    """Mask an E.164 number for display and logs: '+6281234567890' -> '+62812****7890'."""
+    if not re.fullmatch(r"\+\d{9,15}", e164):
+        # Anything unexpected is hidden completely rather than partially leaked.
+        return "****"
+    # Keep at most 6 leading and 4 trailing characters, but always hide at least 4 digits,
+    # so short numbers (e.g. 8-digit Singapore mobiles) are not nearly fully revealed.
+    head = min(6, len(e164) - 8)
+    return f"{e164[:head]}****{e164[-4:]}"
+
+
+def _to_text(raw: str | int | float | None) -> str:
+    """Turn a cell value into cleaned text, rejecting empty and Excel-mangled values."""
+    if raw is None:
+        raise InvalidPhone("empty")
+    if isinstance(raw, bool):
+        raise InvalidPhone("unparseable")
+    if isinstance(raw, int):
+        if raw < 0:
+            raise InvalidPhone("unparseable")
+        return str(raw)
+    if isinstance(raw, float):
+        if math.isnan(raw):
+            raise InvalidPhone("empty")
+        if math.isinf(raw) or raw < 0 or not raw.is_integer():
+            raise InvalidPhone("unparseable")
+        return str(int(raw))
+    text = unicodedata.normalize("NFKC", raw)
+    # Copying from WhatsApp or web pages brings invisible direction and zero-width marks.
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
+    formula = _EXCEL_TEXT_FORMULA.fullmatch(text)
+    if formula:
+        text = formula.group(1).strip()
+    text = text.removeprefix("'").strip()
+    if not text:
+        raise InvalidPhone("empty")
+    if _SCIENTIFIC.fullmatch(text.replace(" ", "")):
+        raise InvalidPhone("excel_scientific")
+    whole = _TRAILING_ZERO_FRACTION.fullmatch(text)
+    if whole and len(whole.group(1)) >= _ID_MOBILE_MIN:
+        text = whole.group(1)
+    return text
+
+
+def _compact(text: str) -> tuple[bool, str]:
+    """Strip separators and return (has leading plus, ASCII digits)."""
+    text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+    match = _COMPACT.fullmatch(_SEPARATORS.sub("", text))
+    if match is None:
+        raise InvalidPhone("unparseable")
+    return bool(match.group(1)), match.group(2)
+
+
+def _parse(text: str, region: str) -> phonenumbers.PhoneNumber:
+    """Parse with phonenumbers, translating its errors into InvalidPhone reasons."""
+    try:
+        return phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        reasons: dict[int, InvalidPhoneReason] = {
+            NumberParseException.INVALID_COUNTRY_CODE: "invalid_country_code",
+            NumberParseException.TOO_SHORT_NSN: "too_short",
+            NumberParseException.TOO_SHORT_AFTER_IDD: "too_short",
+            NumberParseException.TOO_LONG: "too_long",
+        }
+        raise InvalidPhone(reasons.get(exc.error_type, "unparseable")) from None
+
+
+def _safe_parse(digits: str, region: str) -> phonenumbers.PhoneNumber:
+    """Parse for the short-number check only; failures yield an empty number."""
+    try:
+        return phonenumbers.parse(digits, region)
+    except NumberParseException:
+        return phonenumbers.PhoneNumber()
+
+
+def _invalid_reason(number: phonenumbers.PhoneNumber) -> InvalidPhoneReason:
+    """Explain why phonenumbers considers a parsed number invalid."""
+    if shortnumberinfo.is_valid_short_number(number):
+        return "short_code"
+    result = phonenumbers.is_possible_number_with_reason(number)
+    if result in (
+        phonenumbers.ValidationResult.TOO_SHORT,
+        phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+    ):
+        return "too_short"
+    if result == phonenumbers.ValidationResult.TOO_LONG:
+        return "too_long"
+    if result == phonenumbers.ValidationResult.INVALID_COUNTRY_CODE:
+        return "invalid_country_code"
+    return "not_a_number"

@@ -1,0 +1,341 @@
+"""Streaming readers for coordinator spreadsheets (CSV and XLSX)."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import itertools
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, BinaryIO, Literal, TypeVar
+
+import openpyxl
+
+logger = logging.getLogger(__name__)
+
+Field = Literal["phone", "label", "consent_method", "consent_date"]
+_FIELDS: tuple[Field, ...] = ("phone", "label", "consent_method", "consent_date")
+_T = TypeVar("_T")
+
+_ALIASES: dict[Field, tuple[str, ...]] = {
+    "phone": (
+        "nomor_hp", "no_hp", "nomor hp", "nomor_wa", "no_wa", "whatsapp", "telepon", "hp",
+        "phone", "phone_number", "mobile", "nomor whatsapp", "no whatsapp",
+    ),
+    "label": ("nama", "label", "name", "keterangan"),
+    "consent_method": ("metode_persetujuan", "persetujuan", "consent_method", "consent"),
+    "consent_date": ("tanggal_persetujuan", "tgl_persetujuan", "consent_date", "tanggal"),
+}  # fmt: skip
+
+
+def _header_key(text: str) -> str:
+    """Fold a header so that case, spaces, underscores, dashes and dots do not matter."""
+    return re.sub(r"[\s_\-.]+", "", text.replace("\ufeff", "").casefold())
+
+
+_HEADER_LOOKUP: dict[str, Field] = {
+    _header_key(alias): field for field, aliases in _ALIASES.items() for alias in aliases
+}
+_PHONE_HEADERS = "nomor_hp, no_hp, nomor_wa, no_wa, whatsapp, telepon, hp, phone, mobile"
+# Government templates often put a title ("DAFTAR PEGAWAI ...") above the real header.
+_HEADER_SEARCH_ROWS = 10
+_CHUNK = 64 * 1024
+_MAX_RECORD_CHARS = 1024 * 1024
+_CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
+# Indonesian-locale Excel writes ";", other locales ",", "Unicode Text" exports a tab.
+_DELIMITERS = (";", ",", "\t")
+_SEP_LINE = re.compile(r'"?sep=(.)"?\s*', re.IGNORECASE)
+# catch_warnings mutates process-wide state; serialise our own uses of it.
+_WARNINGS_LOCK = threading.Lock()
+
+_PAPER = {"formulir kertas", "kertas", "paper", "paper form", "formulir", "form kertas"}
+_DIGITAL = {"formulir digital", "digital", "online", "digital form", "daring", "form digital"}
+_DAY_FIRST = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})")
+_ISO_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One data row as written in the file, before validation."""
+
+    row_number: int
+    phone: str | None
+    label: str | None
+    consent_method: str | None
+    consent_date: str | None
+
+
+class FileFormatError(ValueError):
+    """The uploaded file as a whole cannot be read as a coordinator spreadsheet."""
+
+
+def iter_rows(stream: BinaryIO, *, filename: str | None = None) -> Iterator[RawRow]:
+    """Yield the data rows of a CSV or XLSX upload one at a time (errors raise on iteration)."""
+    owned: IO[bytes] | None = None
+    source: IO[bytes] = stream
+    if not source.seekable():
+        # Both the encoding pre-scan and zipfile need to seek; spool to disk, not memory.
+        owned = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+        shutil.copyfileobj(source, owned, _CHUNK)
+        owned.seek(0)
+        source = owned
+    try:
+        start = source.tell()
+        magic = source.read(8)
+        source.seek(start)
+        if not magic:
+            raise FileFormatError("The file is empty.")
+        if magic.startswith(b"\xd0\xcf\x11\xe0"):
+            raise FileFormatError(
+                "Old Excel 97-2003 (.xls) files are not supported; save it as .xlsx or CSV."
+            )
+        is_xlsx = magic.startswith(b"PK\x03\x04")
+        if is_xlsx or (filename or "").lower().endswith((".xlsx", ".xlsm")):
+            if not is_xlsx:
+                raise FileFormatError("The file is named .xlsx but is not a valid Excel file.")
+            yield from _iter_xlsx(source)
+        else:
+            yield from _iter_csv(source, start)
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def parse_consent_method(raw: str | None) -> str | None:
+    """Map a written consent method to 'paper_form' or 'digital_form'; None means invalid."""
+    if raw is None:
+        return None
+    key = " ".join(re.sub(r"[_\-]+", " ", raw.casefold()).split())
+    # 'whatsapp' consent is recorded only by the webhook, never claimed by a file.
+    if key in _PAPER:
+        return "paper_form"
+    if key in _DIGITAL:
+        return "digital_form"
+    return None
+
+
+def parse_consent_date(raw: str | None) -> dt.date | None:
+    """Parse an ISO or Indonesian day-first date (15/07/2026, 15-07-2026, 15.07.2026)."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        if match := _DAY_FIRST.fullmatch(text):
+            return dt.date(int(match[4]), int(match[3]), int(match[1]))
+        if match := _ISO_DATE.fullmatch(text):
+            return dt.date(int(match[1]), int(match[2]), int(match[3]))
+        return dt.datetime.fromisoformat(text.replace(" ", "T", 1)).date()
+    except ValueError:
+        pass
+    raise ValueError(
+        "The consent date could not be read; write it as 15/07/2026 (day first) or 2026-07-15."
+    )
+
+
+def _iter_csv(stream: IO[bytes], start: int) -> Iterator[RawRow]:
+    """Stream CSV records from a seekable binary stream."""
+    encoding = _detect_encoding(stream, start)
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    try:
+        first = _read_record(text, 1)
+        forced = _SEP_LINE.fullmatch(first)
+        # Excel hides a leading "sep=;" line, so it does not count as a spreadsheet row.
+        blocks = [] if forced or not first else [first]
+        while sum(1 for b in blocks if b.strip()) < _HEADER_SEARCH_ROWS and (
+            block := _read_record(text, len(blocks) + 1)
+        ):
+            blocks.append(block)
+        delimiter = forced.group(1) if forced else _sniff_delimiter(blocks)
+        # strict: a quote left open at the end of the file is an error, not one giant last cell.
+        reader = csv.reader(itertools.chain(blocks, text), delimiter=delimiter, strict=True)
+        yield from _rows_after_header(_numbered(reader))
+    except UnicodeDecodeError:
+        raise FileFormatError("The file's text encoding could not be read.") from None
+    finally:
+        # Detach so the caller's stream is not closed together with our wrapper.
+        text.detach()
+
+
+def _numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str | None]]]:
+    """Number CSV records as spreadsheet rows (blank lines included) and strip cells."""
+    for row_number in itertools.count(1):
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise FileFormatError(f"Row {row_number} is not valid CSV: {exc}.") from None
+        yield row_number, [cell.strip() or None for cell in record]
+
+
+def _detect_encoding(stream: IO[bytes], start: int) -> str:
+    """Pick utf-16, utf-8-sig or cp1252 by scanning the whole file in chunks."""
+    head = stream.read(4)
+    stream.seek(start)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8_ok = cp1252_ok = True
+    while chunk := stream.read(_CHUNK):
+        if b"\x00" in chunk:
+            raise FileFormatError("The file is not a CSV or XLSX spreadsheet.")
+        if utf8_ok:
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                utf8_ok = False
+        cp1252_ok = cp1252_ok and not _CP1252_UNDEFINED.search(chunk)
+    if utf8_ok:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8_ok = False
+    stream.seek(start)
+    if utf8_ok:
+        return "utf-8-sig"
+    if cp1252_ok:
+        return "cp1252"
+    raise FileFormatError("The file's text encoding could not be read; save it as CSV UTF-8.")
+
+
+def _read_record(text: io.TextIOWrapper, row_number: int) -> str:
+    """Read one physical record, joining lines while a quoted field is still open."""
+    block = text.readline()
+    while block.count('"') % 2 == 1:
+        line = text.readline()
+        if not line or len(block) > _MAX_RECORD_CHARS:
+            raise FileFormatError(f"Row {row_number} has an unclosed quote.")
+        block += line
+    return block
+
+
+def _sniff_delimiter(blocks: Sequence[str]) -> str:
+    """Pick the delimiter that reveals a phone header earliest, with the most columns."""
+    candidates = [(len(blocks), 0, 0)]
+    for rank, delimiter in enumerate(_DELIMITERS):
+        for index, block in enumerate(blocks):
+            try:
+                cells = next(csv.reader([block], delimiter=delimiter), [])
+                found = _map_header(cells, index + 1) is not None
+            except csv.Error:
+                continue
+            except FileFormatError:  # a header, if an ambiguous one; reported later
+                found = True
+            if found:
+                candidates.append((index, -len(cells), rank))
+                break
+    return _DELIMITERS[min(candidates)[2]]
+
+
+def _iter_xlsx(stream: IO[bytes]) -> Iterator[RawRow]:
+    """Stream rows from the first worksheet of an XLSX workbook."""
+    try:
+        workbook = _quietly(lambda: openpyxl.load_workbook(stream, read_only=True, data_only=True))
+    except Exception as exc:  # openpyxl raises many unrelated types for damaged files
+        raise FileFormatError(
+            "The Excel file is damaged or not an .xlsx workbook (for .ods or .xls files, "
+            "save as .xlsx or CSV)."
+        ) from exc
+    try:
+        if not workbook.worksheets:
+            raise FileFormatError("The Excel file has no worksheet.")
+        sheet = workbook.worksheets[0]
+        # Some generators write a wrong <dimension>; ignore it so no rows or columns are cut.
+        sheet.reset_dimensions()
+        # Explicit min_row/min_col keep the index equal to the spreadsheet row number.
+        values = sheet.iter_rows(min_row=1, min_col=1, values_only=True)
+        rows = ([_cell_text(v) for v in r] for r in _quiet_iter(values))
+        yield from _rows_after_header(enumerate(rows, start=1))
+    finally:
+        workbook.close()
+
+
+def _rows_after_header(rows: Iterable[tuple[int, Sequence[str | None]]]) -> Iterator[RawRow]:
+    """Find the header among the first rows, then yield the data rows after it."""
+    columns: dict[Field, int] | None = None
+    non_blank = 0
+    for row_number, cells in rows:
+        if columns is None:
+            if not any(cells):
+                continue
+            columns = _map_header(cells, row_number)
+            non_blank += 1
+            if columns is None and non_blank >= _HEADER_SEARCH_ROWS:
+                break
+            continue
+        row = _make_row(row_number, cells, columns)
+        if row is not None:
+            yield row
+    if columns is None:
+        if non_blank == 0:
+            raise FileFormatError("The file is empty.")
+        raise FileFormatError(
+            f"No phone number column found. Name the column one of: {_PHONE_HEADERS}."
+        )
+
+
+def _map_header(cells: Sequence[str | None], row_number: int) -> dict[Field, int] | None:
+    """Map known header names to column indexes; None if there is no phone column."""
+    columns: dict[Field, int] = {}
+    for index, cell in enumerate(cells):
+        field = _HEADER_LOOKUP.get(_header_key(cell or ""))
+        if field is None:
+            continue
+        if field in columns:
+            raise FileFormatError(
+                f"Row {row_number} has more than one {field.replace('_', ' ')} column; "
+                "keep only one."
+            )
+        columns[field] = index
+    return columns if "phone" in columns else None
+
+
+def _make_row(
+    row_number: int, cells: Sequence[str | None], columns: dict[Field, int]
+) -> RawRow | None:
+    """Build a RawRow from stripped cells, or None when every recognised column is empty."""
+    width = len(cells)
+    values = [cells[i] if (i := columns.get(f, width)) < width else None for f in _FIELDS]
+    # Templates often pre-number rows ("No" column) with nothing else filled in.
+    return RawRow(row_number, *values) if any(values) else None
+
+
+def _cell_text(value: object) -> str | None:
+    """Render an XLSX cell value as the text a coordinator would expect to see."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value).strip() or None
+
+
+def _quietly(call: Callable[[], _T]) -> _T:
+    """Run an openpyxl call, logging its warnings about unsupported workbook features."""
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("always", module=r"openpyxl(\..*)?")
+        result = call()
+    for warning in caught:
+        logger.debug("openpyxl: %s", warning.message)
+    return result
+
+
+def _quiet_iter(iterator: Iterator[_T]) -> Iterator[_T]:
+    """Iterate an openpyxl generator with each step's warnings logged, not raised."""
+    while True:
+        try:
+            item = _quietly(lambda: next(iterator))
+        except StopIteration:
+            return
+        yield item
