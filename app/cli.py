@@ -1,12 +1,14 @@
 """`spi-reminder`: serve, migrate, tokens, OPDs, imports and key rotation."""
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy import Engine, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from app import schema_migrations
 from app.auth import service as auth_service
@@ -42,8 +44,15 @@ def _settings() -> Settings:
     return settings
 
 
-def _engine(settings: Settings) -> Engine:
-    return make_engine(settings.resolved_database_url, pool_size=2)
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    """One transaction on a short-lived engine, disposed afterwards."""
+    engine: Engine = make_engine(settings.resolved_database_url, pool_size=2)
+    try:
+        with session_scope(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _fail(exc: AppError) -> None:
@@ -90,7 +99,7 @@ def token_create(
     """Create an API token and print it once."""
     settings = _settings()
     try:
-        with session_scope(_engine(settings)) as session:
+        with _session(settings) as session:
             token, secret = auth_service.create_token(
                 session, actor=cli_principal(), role=role, name=name, opd_code=opd
             )
@@ -104,7 +113,7 @@ def token_create(
 @token_cli.command("list")
 def token_list() -> None:
     """List tokens (never their secrets)."""
-    with session_scope(_engine(_settings())) as session:
+    with _session(_settings()) as session:
         for t in auth_service.list_tokens(session):
             state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
             typer.echo(f"{t.id}\t{t.role}\topd={t.opd_id or '-'}\t{state}\t{t.name}")
@@ -114,7 +123,7 @@ def token_list() -> None:
 def token_revoke(token_id: int) -> None:
     """Revoke a token at once."""
     try:
-        with session_scope(_engine(_settings())) as session:
+        with _session(_settings()) as session:
             auth_service.revoke_token(session, actor=cli_principal(), token_id=token_id)
     except AppError as exc:
         _fail(exc)
@@ -130,7 +139,7 @@ def opd_create(
     """Create one OPD."""
     try:
         data = OpdCreate(code=code, name=name, timezone=timezone)
-        with session_scope(_engine(_settings())) as session:
+        with _session(_settings()) as session:
             opd_service.create_opd(session, actor=cli_principal(), data=data)
     except AppError as exc:
         _fail(exc)
@@ -143,7 +152,7 @@ def opd_create(
 @opd_cli.command("list")
 def opd_list() -> None:
     """List OPDs."""
-    with session_scope(_engine(_settings())) as session:
+    with _session(_settings()) as session:
         for o in opd_service.list_opds(session, viewer=cli_principal()):
             typer.echo(f"{o.code}\t{o.timezone}\t{o.name}")
 
@@ -158,7 +167,7 @@ def opd_import(
     """Create OPDs from a CSV with columns code/kode, name/nama, timezone/zona_waktu."""
     try:
         rows = opd_service.read_opd_csv(file.read_text(encoding="utf-8-sig"))
-        with session_scope(_engine(_settings())) as session:
+        with _session(_settings()) as session:
             report = opd_service.import_opds(
                 session, actor=cli_principal(), rows=rows, partial=partial
             )
@@ -191,6 +200,9 @@ def enrol_import(
     ] = None,
 ) -> None:
     """Enrol staff from a CSV/XLSX file; prints a summary and the bad rows."""
+    if default_consent_method not in (None, "paper_form", "digital_form"):
+        typer.echo("error: --default-consent-method must be paper_form or digital_form", err=True)
+        raise typer.Exit(code=2)
     settings = _settings()
     vault = PhoneVault(load_keys(settings))
     report = ImportReport()
@@ -202,7 +214,7 @@ def enrol_import(
         batch_size=settings.import_batch_size,
     )
     try:
-        with session_scope(_engine(settings)) as session, file.open("rb") as fh:
+        with _session(settings) as session, file.open("rb") as fh:
             target = opd_service.get_by_code(session, code=opd)
             summary = import_enrolments(
                 session,
@@ -213,19 +225,20 @@ def enrol_import(
                 opts=opts,
                 report=report,
             )
+        for row in report.iter_rows():
+            if row["outcome"] not in ("enrolled", "not_applied"):
+                typer.echo(f"row {row['row']}: {row['outcome']} — {row['reason']}")
+        if report_file is not None:
+            with report_file.open("wb") as out:
+                for chunk in report.iter_json({"opd": opd.upper()}):
+                    out.write(chunk)
     except AppError as exc:
         _fail(exc)
     except FileFormatError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
-    for row in report.iter_rows():
-        if row["outcome"] not in ("enrolled", "not_applied"):
-            typer.echo(f"row {row['row']}: {row['outcome']} — {row['reason']}")
-    if report_file is not None:
-        with report_file.open("wb") as out:
-            for chunk in report.iter_json({"opd": opd.upper()}):
-                out.write(chunk)
-    report.close()
+    finally:
+        report.close()
     typer.echo(json.dumps(summary.model_dump()))
     if not summary.applied:
         raise typer.Exit(code=1)
@@ -257,7 +270,7 @@ def keys_rotate(
         prepend_key_to_file(settings)
     vault = PhoneVault(load_keys(settings))
     count = 0
-    with session_scope(_engine(settings)) as session:
+    with _session(settings) as session:
         rows = session.exec(
             select(Enrolment.id, Enrolment.phone_ciphertext, Enrolment.label_ciphertext).where(
                 col(Enrolment.phone_ciphertext).is_not(None)

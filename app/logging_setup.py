@@ -3,7 +3,20 @@
 import json
 import logging
 import logging.config
-from typing import Any
+import sys
+from typing import Any, TextIO
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """Writes to whatever sys.stderr is at the moment (test runners swap it)."""
+
+    @property  # type: ignore[override,unused-ignore]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,7 +45,7 @@ def configure_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
                 "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
                 "json": {"()": JsonFormatter},
             },
-            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": formatter}},
+            "handlers": {"stderr": {"()": StderrHandler, "formatter": formatter}},
             "root": {"level": level, "handlers": ["stderr"]},
             # The access log prints full URLs; the webhook's query string holds the verify token.
             "loggers": {"uvicorn.access": {"level": "WARNING"}},

@@ -142,6 +142,9 @@ def import_enrolments_file(
     except FileFormatError as exc:
         report.close()
         raise Invalid(str(exc), code="unreadable_file") from exc
+    except BaseException:
+        report.close()
+        raise
     session.commit()
     head: dict[str, object] = {"opd": opd.code}
     status_code = 200
