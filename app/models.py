@@ -2,7 +2,23 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import ApiToken
+from app.campaigns.models import Campaign, CampaignOpd, Round
 from app.enrolment.models import Enrolment, EnrolmentTally, Suppression
 from app.opds.models import Opd
+from app.outbox.models import Delivery, DeliveryTally
+from app.templates.models import MessageTemplate
 
-__all__ = ["ApiToken", "AuditEvent", "Enrolment", "EnrolmentTally", "Opd", "Suppression"]
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "Campaign",
+    "CampaignOpd",
+    "Delivery",
+    "DeliveryTally",
+    "Enrolment",
+    "EnrolmentTally",
+    "MessageTemplate",
+    "Opd",
+    "Round",
+    "Suppression",
+]

@@ -1,0 +1,78 @@
+"""The outbox: one delivery per person per round, and aggregate counters that outlive it."""
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, ForeignKey, Integer, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime, utcnow
+
+
+class DeliveryState(StrEnum):
+    queued = "queued"  # waiting for next_attempt_at (also after a retryable error)
+    sending = "sending"  # claimed by a worker, lease until lease_expires_at
+    accepted = "accepted"  # Meta answered 200 with a wamid (or a 'sent' status arrived)
+    delivered = "delivered"  # a 'delivered' or 'read' status arrived ('read' is not stored)
+    failed = "failed"  # for good; error_code / error_class say why
+    unknown = "unknown"  # the request may have left; never re-sent (invariant 8)
+    skipped = "skipped"  # not sent: suppressed, campaign stopped, or window closed for good
+
+
+# States that may have reached the person: they count against max_reminders and min_gap_days.
+COUNTED_STATES = (
+    DeliveryState.queued,
+    DeliveryState.sending,
+    DeliveryState.accepted,
+    DeliveryState.delivered,
+    DeliveryState.unknown,
+)
+FINAL_STATES = (
+    DeliveryState.accepted,
+    DeliveryState.delivered,
+    DeliveryState.failed,
+    DeliveryState.unknown,
+    DeliveryState.skipped,
+)
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "delivery"
+    __table_args__ = (UniqueConstraint("round_id", "enrolment_id", name="uq_delivery_per_round"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Random id sent to Meta as biz_opaque_callback_data; never an employee id.
+    public_id: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    round_id: int = Field(foreign_key="round.id", index=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    opd_id: int = Field(foreign_key="opd.id")
+    enrolment_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("enrolment.id", ondelete="SET NULL"), index=True),
+    )
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    wamid: str | None = Field(default=None, sa_column=Column(String(128), index=True))
+    error_code: int | None = None
+    error_class: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeliveryTally(SQLModel, table=True):
+    """Per campaign, OPD, day and outcome: counts that survive the purge of deliveries."""
+
+    __tablename__ = "delivery_tally"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "opd_id", "day", "outcome", name="uq_delivery_tally_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    opd_id: int = Field(foreign_key="opd.id")
+    day: date
+    outcome: str = Field(max_length=32)
+    count: int = 0
