@@ -23,7 +23,11 @@ from app.errors import AppError
 from app.logging_setup import configure_logging
 from app.opds import service as opd_service
 from app.opds.schemas import OpdCreate
+from app.outbox import commands as outbox_commands
+from app.sandbox import commands as sandbox_commands
+from app.scheduler import commands as scheduler_commands
 from app.security import PhoneVault, load_keys, prepend_key_to_file
+from app.templates import commands as templates_commands
 
 cli = typer.Typer(help="Pengingat SPI: privacy-first WhatsApp reminders for KPK's SPI.")
 token_cli = typer.Typer(help="API tokens (shown once, stored as a hash).")
@@ -34,6 +38,10 @@ cli.add_typer(token_cli, name="token")
 cli.add_typer(opd_cli, name="opd")
 cli.add_typer(enrol_cli, name="enrol")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(templates_commands.app, name="templates")
+cli.add_typer(sandbox_commands.app, name="sandbox")
+cli.command("worker")(outbox_commands.worker)
+cli.command("scheduler")(scheduler_commands.scheduler)
 
 
 def _settings() -> Settings:

@@ -9,12 +9,19 @@ from sqlalchemy import Engine, text
 
 from app import schema_migrations
 from app.audit.router import router as audit_router
+from app.campaigns.router import router as campaigns_router
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.enrolment.router import router as enrolment_router
 from app.http import BodySizeLimit, error_body, install_error_handlers
+from app.messaging import runtime as messaging_runtime
 from app.opds.router import router as opds_router
+from app.outbox import worker as outbox_worker
+from app.sandbox import mount as sandbox_mount
+from app.scheduler import runner as scheduler_runner
 from app.security import PhoneVault, load_keys
+from app.templates.router import router as templates_router
+from app.webhook.router import router as webhook_router
 
 DESCRIPTION = """
 Pengingat SPI sends a few neutral WhatsApp reminders to staff who agreed to them during KPK's
@@ -34,7 +41,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        app.state.whatsapp = await messaging_runtime.open_client(app)
+        scheduler = await scheduler_runner.start(app) if settings.scheduler_enabled else None
+        worker = await outbox_worker.start(app) if settings.worker_enabled else None
+        try:
+            yield
+        finally:
+            await outbox_worker.stop(worker)
+            await scheduler_runner.stop(scheduler)
+            await messaging_runtime.close_client(app.state.whatsapp)
 
     app = FastAPI(
         title="Pengingat SPI",
@@ -49,11 +64,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(
         BodySizeLimit,
         default=settings.max_json_body_bytes,
-        limits={"/enrolments/import": settings.max_import_bytes},
+        limits={
+            "/enrolments/import": settings.max_import_bytes,
+            "/webhook/whatsapp": 3 * 1024 * 1024,
+        },
     )
     app.include_router(opds_router)
     app.include_router(enrolment_router)
     app.include_router(audit_router)
+    app.include_router(templates_router)
+    app.include_router(campaigns_router)
+    app.include_router(webhook_router)
+    sandbox_mount.install(app, settings)
 
     @app.get("/healthz", tags=["Health"])
     def healthz() -> dict[str, str]:

@@ -51,6 +51,8 @@ class Enrolment(SQLModel, table=True):
     )
     enrolled_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # WhatsApp said the number is not on WhatsApp (131026): kept out of later rounds, counted.
+    unreachable_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class SuppressionSource(StrEnum):

@@ -1,0 +1,5 @@
+"""Campaigns routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/campaigns", tags=["Campaigns"])

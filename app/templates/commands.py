@@ -1,0 +1,5 @@
+"""`spi-reminder templates …`."""
+
+import typer
+
+app = typer.Typer(help="Message templates.")
