@@ -26,7 +26,7 @@ REQUIRED = {p.strip() for p in os.environ.get("SPI_TEST_REQUIRE", "").split(",")
 PG_ADMIN_URL = os.environ.get(
     "SPI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-EXTRA_TABLES: list[str] = []  # tables outside SQLModel.metadata that tests must also empty
+EXTRA_TABLES = ["apscheduler_jobs"]  # tables outside SQLModel.metadata that tests empty too
 
 
 def missing(part: str, reason: str) -> None:

@@ -6,10 +6,12 @@ from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401
+from migrations.env_filters import include_name
 
 
 def test_models_match_migrations(engine: Engine) -> None:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_name": include_name}
+        context = MigrationContext.configure(conn, opts=opts)
         diff = compare_metadata(context, SQLModel.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"

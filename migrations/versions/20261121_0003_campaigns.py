@@ -1,4 +1,4 @@
-"""campaign scheduler (reserved: filled in by the work on that part, empty until then)
+"""campaigns (reserved for that part's schema changes; empty until it needs one)
 
 Revision ID: 0003
 Revises: 0002

@@ -1,14 +1,14 @@
-"""stats retention (reserved: filled in by the work on that part, empty until then)
+"""outbox worker (reserved for that part's schema changes; empty until it needs one)
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-21
 """
 
 from collections.abc import Sequence
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
