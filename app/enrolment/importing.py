@@ -20,6 +20,7 @@ from app.enrolment.models import Enrolment, EnrolmentStatus
 from app.enrolment.phones import InvalidPhone, normalise_phone
 from app.enrolment.rows import RawRow, parse_consent_date, parse_consent_method
 from app.enrolment.schemas import ImportSummary, clean_label
+from app.errors import Invalid
 from app.opds.models import Opd
 from app.security import PhoneVault
 
@@ -127,6 +128,9 @@ def import_enrolments(
 ) -> ImportSummary:
     """Enrol every valid row; with all_or_nothing, enrol nothing if any row is bad."""
     assert opd.id is not None
+    if opts.default_consent_method not in (None, "paper_form", "digital_form"):
+        # A file may never claim WhatsApp consent (only the webhook's YA reply records it).
+        raise Invalid("the default consent method must be paper_form or digital_form")
     tz = ZoneInfo(opd.timezone)
     now = utcnow()
     outer = session.begin_nested()
