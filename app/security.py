@@ -6,6 +6,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -128,3 +129,14 @@ def new_api_token() -> str:
 def hash_token(token: str) -> str:
     """What is stored for a token: tokens are 256-bit random, so one SHA-256 suffices."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def mask_phone(e164: str) -> str:
+    """Mask an E.164 number for display and logs: '+6281234567890' -> '+62812****7890'."""
+    if not re.fullmatch(r"\+\d{9,15}", e164):
+        # Anything unexpected is hidden completely rather than partially leaked.
+        return "****"
+    # Keep at most 6 leading and 4 trailing characters, but always hide at least 4 digits,
+    # so short numbers (e.g. 8-digit Singapore mobiles) are not nearly fully revealed.
+    head = min(6, len(e164) - 8)
+    return f"{e164[:head]}****{e164[-4:]}"

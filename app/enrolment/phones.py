@@ -10,6 +10,10 @@ from typing import Literal
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, shortnumberinfo
 
+from app.security import mask_phone
+
+__all__ = ["InvalidPhone", "mask_phone", "normalise_phone"]
+
 InvalidPhoneReason = Literal[
     "empty",
     "unparseable",
@@ -124,17 +128,6 @@ def normalise_phone(
     if kind not in _MOBILE_TYPES:
         raise InvalidPhone("not_mobile")
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
-
-
-def mask_phone(e164: str) -> str:
-    """Mask an E.164 number for display and logs: '+6281234567890' -> '+62812****7890'."""
-    if not re.fullmatch(r"\+\d{9,15}", e164):
-        # Anything unexpected is hidden completely rather than partially leaked.
-        return "****"
-    # Keep at most 6 leading and 4 trailing characters, but always hide at least 4 digits,
-    # so short numbers (e.g. 8-digit Singapore mobiles) are not nearly fully revealed.
-    head = min(6, len(e164) - 8)
-    return f"{e164[:head]}****{e164[-4:]}"
 
 
 def _to_text(raw: str | int | float | None) -> str:

@@ -19,12 +19,12 @@ from app.messaging.results import (
     classify_transport_error,
 )
 from app.messaging.wire import (
-    mask_phone,
     messages_path,
     template_message_body,
     templates_path,
     text_message_body,
 )
+from app.security import mask_phone
 
 logger = logging.getLogger(__name__)
 

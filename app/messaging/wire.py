@@ -95,10 +95,3 @@ def text_message_body(*, to: str, body: str) -> dict[str, Any]:
         "type": "text",
         "text": {"preview_url": False, "body": body},
     }
-
-
-def mask_phone(phone: str) -> str:
-    """Mask a phone number for logs: first 6 chars + '****' + last 4."""
-    if len(phone) < 11:
-        return "****"
-    return f"{phone[:6]}****{phone[-4:]}"

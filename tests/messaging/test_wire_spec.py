@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from app.messaging import spec
-from app.messaging.wire import mask_phone, template_message_body, text_message_body
+from app.messaging.wire import template_message_body, text_message_body
+from app.security import mask_phone
 
 SHARED_SPEC = Path("/work/shared/whatsapp/business-messaging-api_v23.0.yaml")
 TO = "+6281234567890"
