@@ -11,6 +11,7 @@ from app import schema_migrations
 from app.audit.router import router as audit_router
 from app.campaigns.router import router as campaigns_router
 from app.config import Settings, get_settings
+from app.dashboard.router import router as dashboard_router
 from app.db import make_engine
 from app.enrolment.router import router as enrolment_router
 from app.http import BodySizeLimit, error_body, install_error_handlers
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(templates_router)
     app.include_router(campaigns_router)
     app.include_router(webhook_router)
+    app.include_router(dashboard_router)
     sandbox_mount.install(app, settings)
 
     @app.get("/healthz", tags=["Health"])

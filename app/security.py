@@ -59,6 +59,11 @@ class PhoneVault:
         """Keyed HMAC of a number: equal numbers match, the number cannot be read back."""
         return hmac.new(self._index_key, e164.encode(), hashlib.sha256).hexdigest()
 
+    @property
+    def index_key(self) -> bytes:
+        """The blind-index key, from which other per-purpose secrets are derived."""
+        return self._index_key
+
     def can_decrypt(self, ciphertext: str) -> bool:
         """Whether any configured key opens this ciphertext."""
         try:
