@@ -1,5 +1,173 @@
-"""Templates routes."""
+"""Template routes (admin only): register, list, inspect, acknowledge findings, preview."""
 
-from fastapi import APIRouter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlmodel import Session
+
+from app.audit import service as audit_service
+from app.auth.dependencies import AdminDep
+from app.auth.principal import Principal
+from app.db import SessionDep
+from app.dependencies import SettingsDep
+from app.errors import AppError
+from app.templates import service
+from app.templates.schemas import (
+    AcknowledgementCreate,
+    TemplateCreate,
+    TemplatePreview,
+    TemplatePublic,
+    TemplateUpdate,
+)
 
 router = APIRouter(prefix="/api/v1/templates", tags=["Templates"])
+
+
+@contextmanager
+def audited_refusal(
+    session: Session, actor: Principal, action: str, object_id: str | int | None
+) -> Iterator[None]:
+    """Keep a record of refused changes: roll back the attempt, then commit only the audit row."""
+    try:
+        yield
+    except AppError as exc:
+        session.rollback()
+        audit_service.record(
+            session,
+            actor=actor,
+            action=action,
+            object_type="template",
+            object_id=object_id,
+            outcome="refused",
+            detail={"reason": exc.code},
+        )
+        session.commit()
+        raise
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TemplatePublic,
+    responses={
+        409: {"description": "a template with this name and language exists"},
+        422: {"description": "a link in the body (with positions), or placeholders mismatch"},
+    },
+)
+def create_template(body: TemplateCreate, session: SessionDep, actor: AdminDep) -> TemplatePublic:
+    """Register a template by hand (SANDBOX, or APPROVED to mirror one Meta approved).
+
+    Links are refused; other neutrality findings are shown and block use until acknowledged.
+    """
+    with audited_refusal(session, actor, "template.create", body.name):
+        template = service.register(
+            session,
+            actor=actor,
+            name=body.name,
+            language=body.language,
+            category=body.category,
+            body=body.body,
+            parameters=[p.model_dump(exclude_none=True) for p in body.parameters],
+            status=body.status,
+        )
+    return service.to_public(template)
+
+
+@router.get("", response_model=list[TemplatePublic])
+def list_templates(session: SessionDep, actor: AdminDep) -> list[TemplatePublic]:
+    """Every template with its findings and whether a campaign may use it."""
+    return [service.to_public(t) for t in service.list_templates(session)]
+
+
+@router.get("/{template_id}", response_model=TemplatePublic)
+def get_template(template_id: int, session: SessionDep, actor: AdminDep) -> TemplatePublic:
+    """One template with its findings, acknowledgements and usability."""
+    return service.to_public(service.get(session, template_id=template_id))
+
+
+@router.patch(
+    "/{template_id}",
+    response_model=TemplatePublic,
+    responses={409: {"description": "body or category of a template synced from Meta"}},
+)
+def update_template(
+    template_id: int, body: TemplateUpdate, session: SessionDep, actor: AdminDep
+) -> TemplatePublic:
+    """Change body, parameters or category; a changed body clears every acknowledgement."""
+    template = service.get(session, template_id=template_id)
+    with audited_refusal(session, actor, "template.update", template_id):
+        service.update(
+            session,
+            actor=actor,
+            template=template,
+            body=body.body,
+            parameters=(
+                None
+                if body.parameters is None
+                else [p.model_dump(exclude_none=True) for p in body.parameters]
+            ),
+            category=body.category,
+        )
+    return service.to_public(template)
+
+
+@router.post(
+    "/{template_id}/acknowledgements",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TemplatePublic,
+    responses={
+        409: {"description": "already acknowledged"},
+        422: {"description": "no such finding, or a link (never acknowledgeable)"},
+    },
+)
+def acknowledge_finding(
+    template_id: int, body: AcknowledgementCreate, session: SessionDep, actor: AdminDep
+) -> TemplatePublic:
+    """Acknowledge one neutrality finding with a reason (audited as `template.acknowledge`)."""
+    template = service.get(session, template_id=template_id)
+    with audited_refusal(session, actor, "template.acknowledge", template_id):
+        service.acknowledge(
+            session,
+            actor=actor,
+            template=template,
+            finding_index=body.finding_index,
+            reason=body.reason,
+        )
+    return service.to_public(template)
+
+
+@router.get(
+    "/{template_id}/preview",
+    response_model=TemplatePreview,
+    responses={422: {"description": "a value is missing or not neutral"}},
+)
+def preview_template(
+    template_id: int,
+    session: SessionDep,
+    actor: AdminDep,
+    settings: SettingsDep,
+    campaign_id: Annotated[int | None, Query()] = None,
+) -> TemplatePreview:
+    """The message as an employee would read it.
+
+    With `campaign_id`: rendered with that campaign's window and values. Without it: sample
+    values (window 1 August – 31 October of this year, e.g. "31 Oktober 2026"), the configured
+    institution name, and `[key]` for any other campaign-specific value.
+    """
+    template = service.get(session, template_id=template_id)
+    return service.preview(session, template=template, campaign_id=campaign_id, settings=settings)
+
+
+@router.delete(
+    "/{template_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={409: {"description": "a campaign uses this template"}},
+)
+def delete_template(template_id: int, session: SessionDep, actor: AdminDep) -> Response:
+    """Delete a template that no campaign uses."""
+    template = service.get(session, template_id=template_id)
+    with audited_refusal(session, actor, "template.delete", template_id):
+        service.delete(session, actor=actor, template=template)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
