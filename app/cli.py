@@ -1,6 +1,7 @@
 """`spi-reminder`: serve, migrate, tokens, OPDs, imports and key rotation."""
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from app.sandbox import commands as sandbox_commands
 from app.scheduler import commands as scheduler_commands
 from app.security import PhoneVault, load_keys, prepend_key_to_file
 from app.templates import commands as templates_commands
+from app.templates import service as templates_service
 
 cli = typer.Typer(help="Pengingat SPI: privacy-first WhatsApp reminders for KPK's SPI.")
 token_cli = typer.Typer(help="API tokens (shown once, stored as a hash).")
@@ -88,6 +90,12 @@ def serve(
 
     settings = _settings()
     schema_migrations.upgrade_to_head(settings.resolved_database_url)
+    if not settings.whatsapp_access_token.get_secret_value():
+        # Embedded default: the sandbox stands in for Meta, so give it the neutral seed templates.
+        with _session(settings) as session:
+            added = templates_service.ensure_seed_templates(session, actor=cli_principal())
+        if added:
+            logging.getLogger(__name__).info("templates.seeded count=%d", added)
     app = create_app(settings)
     uvicorn.run(
         app,
