@@ -148,6 +148,7 @@ def import_enrolments(
     if opts.all_or_nothing and (summary.invalid or summary.suppressed):
         outer.rollback()
         summary.applied = False
+        summary.not_applied, summary.enrolled = summary.enrolled, 0
     else:
         outer.commit()
         enrolment_service.tally(

@@ -61,6 +61,9 @@ _SEPARATORS = re.compile(r"[\s.()\-‐‑‒–—]+")
 _COMPACT = re.compile(r"(\+?)(\d+)")
 # libphonenumber's Indonesian mobile pattern is 8[1-35-9]\d{7,10}: 9-12 national digits.
 _ID_MOBILE_MIN, _ID_MOBILE_MAX = 9, 12
+# The same pattern, used as a fast path that skips phonenumbers for the common case (it is
+# about a third of a large import's time); tests pin that both paths agree.
+_ID_MOBILE = re.compile(r"(?:\+62|0)(8[1-35-9]\d{7,10})")
 
 
 class InvalidPhone(ValueError):
@@ -105,7 +108,16 @@ def normalise_phone(
     ):
         raise InvalidPhone("short_code")
 
-    number = _parse(("+" if has_plus else "") + digits, default_region)
+    candidate = ("+" if has_plus else "") + digits
+    fast = _ID_MOBILE.fullmatch(candidate)
+    if fast and "ID" in allowed and (has_plus or default_region == "ID"):
+        return "+62" + fast.group(1)
+    return _normalise_slowly(candidate, default_region=default_region, allowed=allowed)
+
+
+def _normalise_slowly(candidate: str, *, default_region: str, allowed: frozenset[str]) -> str:
+    """Parse and classify with libphonenumber (every number the fast path does not settle)."""
+    number = _parse(candidate, default_region)
     national = str(number.national_number)
     if number.country_code == 62 and national.startswith("8"):
         if len(national) < _ID_MOBILE_MIN:
@@ -146,9 +158,12 @@ def _to_text(raw: str | int | float | None) -> str:
         if math.isinf(raw) or raw < 0 or not raw.is_integer():
             raise InvalidPhone("unparseable")
         return str(int(raw))
-    text = unicodedata.normalize("NFKC", raw)
-    # Copying from WhatsApp or web pages brings invisible direction and zero-width marks.
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
+    text = raw
+    if not text.isascii():  # the per-character work is only needed beyond ASCII
+        text = unicodedata.normalize("NFKC", text)
+        # Copying from WhatsApp or web pages brings invisible direction and zero-width marks.
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    text = text.strip()
     formula = _EXCEL_TEXT_FORMULA.fullmatch(text)
     if formula:
         text = formula.group(1).strip()
@@ -165,7 +180,8 @@ def _to_text(raw: str | int | float | None) -> str:
 
 def _compact(text: str) -> tuple[bool, str]:
     """Strip separators and return (has leading plus, ASCII digits)."""
-    text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+    if not text.isascii():
+        text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
     match = _COMPACT.fullmatch(_SEPARATORS.sub("", text))
     if match is None:
         raise InvalidPhone("unparseable")

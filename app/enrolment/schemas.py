@@ -78,4 +78,5 @@ class ImportSummary(BaseModel):
     duplicate: int = 0
     invalid: int = 0
     suppressed: int = 0
+    not_applied: int = 0  # valid rows left out because all_or_nothing found bad rows
     applied: bool = True

@@ -1,0 +1,224 @@
+"""Bulk-import benchmark: 100,000 CSV rows through the real service path, per database.
+
+Run with:  .venv/bin/python -m bench.import_bench  [--rows N] [--databases sqlite,postgresql]
+
+Each database is imported in its own subprocess so that peak RSS is measured per run.
+Targets: under 10 s and under 200 MB peak RSS for each database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PG_ADMIN_URL = os.environ.get(
+    "SPI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+TARGET_SECONDS = 10.0
+TARGET_RSS_MB = 200.0
+OPD_CODE = "BENCH"
+
+
+def generate_csv(path: Path, rows: int, *, seed: int = 20260715) -> int:
+    """Write a semicolon CSV with Indonesian headers; return how many rows are valid."""
+    rng = random.Random(seed)
+    methods = ["kertas", "formulir kertas", "formulir digital", "digital", "paper_form", ""]
+    dates = ["15/07/2025", "2025-07-15", "01.02.2025", ""]
+    invalid = ["0812-12", "021-5551234", "12345", "bukan nomor", "0812345678901234", ""]
+    valid = 0
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write("nomor_hp;nama;metode_persetujuan;tanggal_persetujuan\r\n")
+        for n in range(rows):
+            digits = f"{n:08d}"
+            if rng.random() < 0.01:
+                phone, method = rng.choice(invalid), "kertas"
+            else:
+                valid += 1
+                phone = rng.choice(
+                    [
+                        f"0812-{digits[:4]}-{digits[4:]}",
+                        f"+62 812 {digits[:4]} {digits[4:]}",
+                        f"62812{digits}",
+                        f"0812{digits}",
+                    ]
+                )
+                method = rng.choice(methods) or "kertas"
+            label = f"Pegawai {n}" if rng.random() < 0.7 else ""
+            out.write(f"{phone};{label};{method};{rng.choice(dates)}\r\n")
+    return valid
+
+
+def run_child(url: str, csv_path: Path) -> dict[str, Any]:
+    """Migrate, create an OPD and import the file; return timings and peak RSS."""
+    from cryptography.fernet import Fernet
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from app import schema_migrations
+    from app.auth.principal import cli_principal
+    from app.config import Settings
+    from app.db import make_engine, session_scope
+    from app.enrolment.importing import ImportOptions, ImportReport, import_enrolments
+    from app.enrolment.models import Enrolment
+    from app.enrolment.rows import iter_rows
+    from app.opds import service as opd_service
+    from app.opds.schemas import OpdCreate
+    from app.security import KeyMaterial, PhoneVault
+
+    schema_migrations.upgrade_to_head(url)
+    settings = Settings(_env_file=None)
+    vault = PhoneVault(
+        KeyMaterial((Fernet.generate_key().decode(),), secrets.token_hex(32).encode())
+    )
+    engine = make_engine(url)
+    actor = cli_principal()
+    with session_scope(engine) as session:
+        opd_service.create_opd(
+            session,
+            actor=actor,
+            data=OpdCreate(code=OPD_CODE, name="Benchmark", timezone="Asia/Jakarta"),
+        )
+    opts = ImportOptions(
+        regions=settings.phone_regions,
+        notice_version=settings.privacy_notice_version,
+        batch_size=settings.import_batch_size,
+    )
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report = ImportReport()
+    cpu_started = time.process_time()
+    started = time.perf_counter()
+    with session_scope(engine) as session, csv_path.open("rb") as fh:
+        opd = opd_service.get_by_code(session, code=OPD_CODE)
+        summary = import_enrolments(
+            session,
+            vault=vault,
+            actor=actor,
+            opd=opd,
+            rows=iter_rows(fh, filename=csv_path.name),
+            opts=opts,
+            report=report,
+        )
+    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
+    report.close()
+    with session_scope(engine) as session:
+        stored = session.exec(select(func.count()).select_from(Enrolment)).one()
+    engine.dispose()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "summary": summary.model_dump(),
+        "stored": stored,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _child_result(url: str, csv_path: Path) -> dict[str, Any]:
+    """Run one import in a fresh interpreter and parse its JSON line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.import_bench", "--child", url, str(csv_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _create_pg_database() -> str | None:
+    """A fresh, empty PostgreSQL database, or None when the server is unreachable."""
+    from sqlalchemy import create_engine, text
+
+    name = f"spi_bench_{secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        print(f"postgresql: skipped, cannot reach {PG_ADMIN_URL.split('@')[-1]} ({exc!r:.120})")
+        return None
+    finally:
+        admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_pg_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--child", nargs=2, metavar=("URL", "CSV"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(args.child[0], Path(args.child[1]))))
+        return 0
+
+    results: list[tuple[str, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory(prefix="spi-bench-") as tmp:
+        csv_path = Path(tmp) / "pegawai.csv"
+        valid = generate_csv(csv_path, args.rows)
+        size_mb = csv_path.stat().st_size / 1e6
+        print(f"generated {args.rows:,} rows ({valid:,} valid, {size_mb:.1f} MB): {csv_path.name}")
+        for database in args.databases.split(","):
+            if database == "sqlite":
+                url: str | None = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            elif database == "postgresql":
+                url = _create_pg_database()
+            else:
+                parser.error(f"unknown database {database!r}")
+            if url is None:
+                continue
+            try:
+                result = _child_result(url, csv_path)
+            finally:
+                if database == "postgresql":
+                    _drop_pg_database(url)
+            summary = result["summary"]
+            if summary["enrolled"] != valid or result["stored"] != valid:
+                raise SystemExit(f"{database}: expected {valid} enrolled, got {result}")
+            results.append((database, result))
+
+    print(
+        f"\n{'database':<11}{'rows':>9}{'seconds':>9}{'rows/s':>9}{'peak RSS MB':>13}"
+        f"{'client CPU s':>14}  target"
+    )
+    ok = True
+    for database, r in results:
+        met = r["seconds"] < TARGET_SECONDS and r["peak_rss_mb"] < TARGET_RSS_MB
+        ok = ok and met
+        rows = r["summary"]["total_rows"]
+        print(
+            f"{database:<11}{rows:>9,}{r['seconds']:>9.2f}{rows / r['seconds']:>9,.0f}"
+            f"{r['peak_rss_mb']:>13.1f}{r['cpu_seconds']:>14.2f}  {'met' if met else 'MISSED'}"
+        )
+    print(f"(targets: < {TARGET_SECONDS:.0f} s and < {TARGET_RSS_MB:.0f} MB peak RSS per database)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
