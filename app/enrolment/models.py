@@ -46,8 +46,10 @@ class Enrolment(SQLModel, table=True):
     consent_recorded_at: datetime = Field(sa_type=UTCDateTime)
     consent_notice_version: str = Field(max_length=32)
     consent_recorded_by: str = Field(max_length=80)
+    # Deliberately not indexed on its own: every query narrows by OPD or blind index first, and
+    # a status index lured planners into scanning all active rows during imports.
     status: str = Field(
-        default=EnrolmentStatus.active, sa_column=Column(String(16), nullable=False, index=True)
+        default=EnrolmentStatus.active, sa_column=Column(String(16), nullable=False)
     )
     enrolled_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

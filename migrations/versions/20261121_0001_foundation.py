@@ -100,7 +100,6 @@ def upgrade() -> None:
     with op.batch_alter_table("enrolment", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_enrolment_opd_id"), ["opd_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_enrolment_phone_index"), ["phone_index"], unique=False)
-        batch_op.create_index(batch_op.f("ix_enrolment_status"), ["status"], unique=False)
         batch_op.create_index(
             "uq_enrolment_active_phone",
             ["phone_index"],
@@ -132,7 +131,6 @@ def downgrade() -> None:
             sqlite_where=sa.text("status = 'active'"),
             postgresql_where=sa.text("status = 'active'"),
         )
-        batch_op.drop_index(batch_op.f("ix_enrolment_status"))
         batch_op.drop_index(batch_op.f("ix_enrolment_phone_index"))
         batch_op.drop_index(batch_op.f("ix_enrolment_opd_id"))
 
