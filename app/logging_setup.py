@@ -48,6 +48,10 @@ def configure_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
             "handlers": {"stderr": {"()": StderrHandler, "formatter": formatter}},
             "root": {"level": level, "handlers": ["stderr"]},
             # The access log prints full URLs; the webhook's query string holds the verify token.
-            "loggers": {"uvicorn.access": {"level": "WARNING"}},
+            "loggers": {
+                "uvicorn.access": {"level": "WARNING"},
+                # "Running job …" every 30 s from the housekeeping jobs drowns the useful lines.
+                "apscheduler.executors": {"level": "WARNING"},
+            },
         }
     )
