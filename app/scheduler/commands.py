@@ -1,6 +1,62 @@
 """`spi-reminder scheduler`."""
 
+import asyncio
+import logging
+import signal
+from typing import Annotated
 
-def scheduler() -> None:
+import typer
+from sqlalchemy import Engine
+
+from app import schema_migrations
+from app.config import get_settings
+from app.db import make_engine
+from app.logging_setup import configure_logging
+from app.scheduler import runner
+from app.scheduler.election import DEFAULT_POLL_SECONDS
+
+logger = logging.getLogger(__name__)
+
+
+async def _run_until_signalled(engine: Engine, poll_seconds: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runner.run_until(engine, stop, poll_seconds=poll_seconds)
+
+
+def scheduler(
+    poll_seconds: Annotated[
+        float,
+        typer.Option(help="how often a standby tries to take over and the leader checks its lock"),
+    ] = DEFAULT_POLL_SECONDS,
+) -> None:
     """Run the scheduler alone (standby if another process holds the lock)."""
-    raise SystemExit("scheduler: not built yet")
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # No lock on SQLite: a serve process must run with SPI_SCHEDULER_ENABLED=false.
+        logger.warning("scheduler.sqlite assumes it is the only scheduler on this database")
+    engine = make_engine(url, pool_size=4)
+    try:
+        current = schema_migrations.current_revision(engine)
+        head = schema_migrations.head_revision(url)
+        if current != head:
+            logger.error(
+                "scheduler.migrations_pending database at %s, code expects %s; "
+                "run `spi-reminder migrate` first",
+                current,
+                head,
+            )
+            raise typer.Exit(code=2)
+        asyncio.run(_run_until_signalled(engine, poll_seconds))
+        logger.info("scheduler.exit")
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    typer.run(scheduler)

@@ -1,0 +1,179 @@
+"""Request and response bodies for campaigns, rounds and plans."""
+
+from datetime import date, datetime, time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+MAX_REMINDERS = (1, 10)
+MIN_GAP_DAYS = (1, 60)
+RETENTION_DAYS = (1, 365)
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ParamKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+ParamValue = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+def _naive_time(value: time | None) -> time | None:
+    if value is not None and value.tzinfo is not None:
+        raise ValueError("give a local time without offset, e.g. 08:00")
+    return value
+
+
+def _one_line_values(values: dict[str, str] | None) -> dict[str, str] | None:
+    # Meta refuses parameter values with line breaks, tabs or runs of spaces.
+    for key, value in (values or {}).items():
+        if any(c in value for c in "\n\r\t") or "     " in value:
+            raise ValueError(f"{key}: no line breaks, tabs or more than four spaces")
+    return values
+
+
+def _codes(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return list(dict.fromkeys(v.strip().upper() for v in values if v.strip()))
+
+
+class CampaignCreate(BaseModel):
+    """A new campaign (created as a draft)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name = Field(examples=["SPI 2026"])
+    spi_year: int = Field(ge=2000, le=2100, examples=[2026])
+    first_day: date = Field(description="First day, inclusive, in each OPD's local time")
+    last_day: date = Field(description="Last day, inclusive, in each OPD's local time")
+    template_id: int
+    parameter_values: dict[ParamKey, ParamValue] = Field(
+        default_factory=dict, description="Values for the template's campaign parameters, by key"
+    )
+    opd_codes: list[str] = Field(
+        default_factory=list, max_length=1000, description="OPD scope; empty means all OPDs"
+    )
+    cron: str = Field(
+        default="0 9 * * 1",
+        max_length=100,
+        description="5-field crontab read in each OPD's own time zone (default Mondays 09:00)",
+    )
+    send_start: time = Field(default=time(8, 0), description="Local send window start")
+    send_end: time = Field(default=time(15, 0), description="Local send window end (exclusive)")
+    skip_holidays: bool = True
+    closed_dates: list[date] = Field(default_factory=list, max_length=366)
+    friday_pause: bool = Field(default=False, description="No sends 11:00-13:00 on Fridays")
+    max_reminders: int = Field(default=3, ge=MAX_REMINDERS[0], le=MAX_REMINDERS[1])
+    min_gap_days: int = Field(default=7, ge=MIN_GAP_DAYS[0], le=MIN_GAP_DAYS[1])
+    retention_days: int = Field(default=30, ge=RETENTION_DAYS[0], le=RETENTION_DAYS[1])
+
+    _times = field_validator("send_start", "send_end")(_naive_time)
+    _values = field_validator("parameter_values")(_one_line_values)
+    _opds = field_validator("opd_codes")(_codes)
+
+
+class CampaignUpdate(BaseModel):
+    """Fields to change; only what is sent is considered. `state` pauses or resumes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    spi_year: int | None = Field(default=None, ge=2000, le=2100)
+    first_day: date | None = None
+    last_day: date | None = None
+    template_id: int | None = None
+    parameter_values: dict[ParamKey, ParamValue] | None = None
+    opd_codes: list[str] | None = Field(default=None, max_length=1000)
+    cron: str | None = Field(default=None, max_length=100)
+    send_start: time | None = None
+    send_end: time | None = None
+    skip_holidays: bool | None = None
+    closed_dates: list[date] | None = Field(default=None, max_length=366)
+    friday_pause: bool | None = None
+    max_reminders: int | None = Field(default=None, ge=MAX_REMINDERS[0], le=MAX_REMINDERS[1])
+    min_gap_days: int | None = Field(default=None, ge=MIN_GAP_DAYS[0], le=MIN_GAP_DAYS[1])
+    retention_days: int | None = Field(default=None, ge=RETENTION_DAYS[0], le=RETENTION_DAYS[1])
+    state: Literal["active", "paused"] | None = None
+    paused_reason: Reason | None = None
+
+    _times = field_validator("send_start", "send_end")(_naive_time)
+    _values = field_validator("parameter_values")(_one_line_values)
+    _opds = field_validator("opd_codes")(_codes)
+
+
+class PauseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason | None = None
+
+
+class CampaignPublic(BaseModel):
+    id: int
+    name: str
+    spi_year: int
+    first_day: date
+    last_day: date
+    template_id: int
+    parameter_values: dict[str, object]
+    all_opds: bool
+    opd_codes: list[str] = Field(description="The OPDs in scope (all current OPDs if all_opds)")
+    timezones: list[str]
+    cron: str
+    send_start: time
+    send_end: time
+    skip_holidays: bool
+    closed_dates: list[date]
+    friday_pause: bool
+    max_reminders: int
+    min_gap_days: int
+    retention_days: int
+    state: str
+    paused_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class RoundPublic(BaseModel):
+    id: int
+    timezone: str
+    scheduled_for: datetime
+    send_at: datetime
+    origin: str
+    recipients: int
+
+
+class ZoneOutcome(BaseModel):
+    """What a manual round did in one time zone."""
+
+    timezone: str
+    created: bool
+    round: RoundPublic | None = None
+    reason: str | None = None
+    next_allowed_at: datetime | None = None
+    next_allowed_local: str | None = None
+
+
+class ManualRoundResult(BaseModel):
+    campaign_id: int
+    zones: list[ZoneOutcome]
+
+
+class PlannedRound(BaseModel):
+    nominal_at: datetime
+    nominal_local: str
+    send_at: datetime
+    send_local: str
+    deferred: bool
+    reachable_now: int = Field(description="People this round would reach if created now")
+
+
+class ZonePlan(BaseModel):
+    timezone: str
+    opds: int
+    rounds: list[PlannedRound]
+
+
+class CampaignPlan(BaseModel):
+    campaign_id: int
+    state: str
+    generated_at: datetime
+    zones: list[ZonePlan]
