@@ -8,8 +8,7 @@ racing rounds cannot both see a person as eligible.
 """
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -28,7 +27,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.selectable import Subquery
@@ -50,7 +48,6 @@ logger = logging.getLogger(__name__)
 SCHEDULE = "schedule"
 MANUAL = "manual"
 _COUNTED = [s.value for s in COUNTED_STATES]
-SQLITE_ROUND_CACHE_KIB = 16 * 1024
 
 
 def policy_for(campaign: Campaign) -> SendPolicy:
@@ -134,21 +131,6 @@ def _random_public_id(session: Session) -> ColumnElement[str]:
     if session.get_bind().dialect.name == "postgresql":
         return literal_column("replace(gen_random_uuid()::text, '-', '')", String())
     return literal_column("lower(hex(randomblob(16)))", String())
-
-
-@contextmanager
-def _roomy_sqlite_cache(session: Session) -> Iterator[None]:
-    # SQLite's default 2 MB page cache thrashes on the random public_id index when a round has
-    # hundreds of thousands of rows; a bounded 16 MB cache for this statement saves a third.
-    if session.get_bind().dialect.name != "sqlite":
-        yield
-        return
-    previous = int(session.execute(text("PRAGMA cache_size")).scalar_one())
-    session.execute(text(f"PRAGMA cache_size = -{SQLITE_ROUND_CACHE_KIB}"))
-    try:
-        yield
-    finally:
-        session.execute(text(f"PRAGMA cache_size = {previous}"))
 
 
 def _lock_campaign(session: Session, campaign_id: int) -> None:
@@ -245,8 +227,7 @@ def create_round(
         "created_at",
         "updated_at",
     ]
-    with _roomy_sqlite_cache(session):
-        session.execute(insert(Delivery).from_select(columns, people))
+    session.execute(insert(Delivery).from_select(columns, people))
     per_opd = session.execute(
         select(col(Delivery.opd_id), func.count())
         .where(col(Delivery.round_id) == round_id)
