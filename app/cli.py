@@ -25,6 +25,7 @@ from app.logging_setup import configure_logging
 from app.opds import service as opd_service
 from app.opds.schemas import OpdCreate
 from app.outbox import commands as outbox_commands
+from app.retention import commands as retention_commands
 from app.sandbox import commands as sandbox_commands
 from app.scheduler import commands as scheduler_commands
 from app.security import PhoneVault, load_keys, prepend_key_to_file
@@ -44,6 +45,7 @@ cli.add_typer(templates_commands.app, name="templates")
 cli.add_typer(sandbox_commands.app, name="sandbox")
 cli.command("worker")(outbox_commands.worker)
 cli.command("scheduler")(scheduler_commands.scheduler)
+cli.command("purge")(retention_commands.purge)
 
 
 def _settings() -> Settings:

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
 
     audit_retention_days: int = Field(default=365, ge=1)
 
+    # Statistics: counts from 1 to k-1 are withheld. k >= 3, since "<2" would mean exactly 1.
+    stats_min_cell: int = Field(default=5, ge=3)
+    # Bearer token for /metrics; empty = only loopback clients may read it.
+    metrics_token: SecretStr = SecretStr("")
+
     @property
     def resolved_database_url(self) -> str:
         """The configured database URL, or the embedded SQLite file under data_dir."""

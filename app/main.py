@@ -21,6 +21,8 @@ from app.outbox import worker as outbox_worker
 from app.sandbox import mount as sandbox_mount
 from app.scheduler import runner as scheduler_runner
 from app.security import PhoneVault, load_keys
+from app.stats.router import metrics_router
+from app.stats.router import router as stats_router
 from app.templates.router import router as templates_router
 from app.webhook.router import router as webhook_router
 
@@ -77,6 +79,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(campaigns_router)
     app.include_router(webhook_router)
     app.include_router(dashboard_router)
+    app.include_router(stats_router)
+    app.include_router(metrics_router)
     sandbox_mount.install(app, settings)
 
     @app.get("/healthz", tags=["Health"])

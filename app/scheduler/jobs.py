@@ -15,7 +15,9 @@ from sqlalchemy import Engine
 
 from app.campaigns import rounds as campaign_rounds
 from app.campaigns import service as campaign_service
+from app.config import get_settings
 from app.db import session_scope, utcnow
+from app.retention import jobs as retention_jobs
 from app.scheduler.campaign_jobs import apply_round_jobs, due_slot, wanted_round_jobs
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,13 @@ def sync_campaign_jobs() -> None:
             report.removed,
             report.unchanged,
         )
+
+
+def purge_retention() -> None:
+    """Daily: erase per-person data of campaigns past their retention period (UU PDP)."""
+    ctx = _ctx()
+    days = get_settings().audit_retention_days
+    retention_jobs.run(ctx.engine, now=ctx.clock(), audit_retention_days=days)
 
 
 def finish_campaigns() -> None:

@@ -21,6 +21,7 @@ JOB_TABLE = "apscheduler_jobs"
 MISFIRE_GRACE = timedelta(hours=6)
 SYNC_JOB_ID = "housekeeping:sync_campaign_jobs"
 FINISH_JOB_ID = "housekeeping:finish_campaigns"
+PURGE_JOB_ID = "housekeeping:retention_purge"
 # API replicas in other processes change campaigns; the leader picks that up this often.
 SYNC_INTERVAL_SECONDS = 30
 FINISH_INTERVAL_SECONDS = 300
@@ -86,6 +87,16 @@ def add_housekeeping_jobs(scheduler: AsyncIOScheduler) -> None:
         seconds=SYNC_INTERVAL_SECONDS,
         id=SYNC_JOB_ID,
         name="sync campaign jobs",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        jobs.purge_retention,
+        "cron",
+        hour=2,
+        minute=30,
+        timezone="Asia/Jakarta",
+        id=PURGE_JOB_ID,
+        name="retention purge",
         replace_existing=True,
     )
     scheduler.add_job(

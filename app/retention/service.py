@@ -1,0 +1,245 @@
+"""Retention (UU PDP: delete when the purpose is met; invariant 4).
+
+A campaign is due when it is `finished` and `retention_days` have passed since its end (its last
+day, or the day it was finished if earlier). Purging a due campaign:
+
+- deletes its per-person delivery rows (with their wamids, error codes, public ids); its rounds
+  stay (a time zone and a time, nothing personal);
+- erases the number ciphertext, blind index and label of the enrolments that belonged to it and
+  belong to no upcoming or running campaign: enrolments of OPDs in its scope, made before it
+  ended, whose OPD is covered by no `draft`, `active` or `paused` campaign. They become
+  `erased`; an active one adds to the `erased` tally, so the active count stays right. The
+  suppression list (blind indexes of STOP/HAPUS) is kept: a STOP must outlive the data;
+- keeps every aggregate (`DeliveryTally`, `EnrolmentTally`), so statistics do not change;
+- marks the campaign `purged` (purged_at) and audits it with counts only.
+
+Independently, audit events older than `audit_retention_days` are deleted, and that too is
+audited. A dry run counts the same things and changes nothing (it writes no audit event).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, delete, func, literal, or_, update
+from sqlmodel import Session, col, select
+
+from app.audit import service as audit_service
+from app.audit.models import AuditEvent
+from app.auth.principal import Principal, cli_principal
+from app.campaigns.models import Campaign, CampaignOpd, CampaignState
+from app.db import UTCDateTime
+from app.enrolment import service as enrolment_service
+from app.enrolment.models import Enrolment, EnrolmentStatus
+from app.opds.models import Opd
+from app.outbox.models import Delivery
+from app.stats.service import campaign_end
+
+DEFAULT_AUDIT_RETENTION_DAYS = 365
+UPCOMING_OR_RUNNING = (CampaignState.draft, CampaignState.active, CampaignState.paused)
+RETENTION_ACTOR = cli_principal("retention")
+
+
+@dataclass
+class CampaignPurge:
+    campaign_id: int
+    name: str
+    ended: date
+    due_since: date
+    deliveries: int
+    enrolments_erased: int
+
+
+@dataclass
+class PurgeReport:
+    dry_run: bool
+    campaigns: list[CampaignPurge] = field(default_factory=list)
+    audit_events: int = 0
+
+    @property
+    def deliveries(self) -> int:
+        return sum(c.deliveries for c in self.campaigns)
+
+    @property
+    def enrolments_erased(self) -> int:
+        return sum(c.enrolments_erased for c in self.campaigns)
+
+    def summary(self) -> str:
+        """One line for logs and the CLI (counts only)."""
+        verb = "would purge" if self.dry_run else "purged"
+        ids = ",".join(str(c.campaign_id) for c in self.campaigns) or "-"
+        return (
+            f"{verb} campaigns={len(self.campaigns)} ids={ids} deliveries={self.deliveries} "
+            f"enrolments_erased={self.enrolments_erased} audit_events={self.audit_events}"
+        )
+
+
+def due_campaigns(session: Session, *, now: datetime) -> list[Campaign]:
+    """Finished campaigns whose retention period after their end has passed."""
+    today = now.astimezone(UTC).date()
+    finished = session.exec(
+        select(Campaign)
+        .where(col(Campaign.state) == CampaignState.finished)
+        .order_by(col(Campaign.id))
+    ).all()
+    return [c for c in finished if today > campaign_end(c) + timedelta(days=c.retention_days)]
+
+
+def purge_due(
+    session: Session,
+    *,
+    now: datetime,
+    dry_run: bool,
+    audit_retention_days: int = DEFAULT_AUDIT_RETENTION_DAYS,
+    actor: Principal = RETENTION_ACTOR,
+) -> PurgeReport:
+    """Purge every due campaign and the audit events past their retention (see module doc)."""
+    report = PurgeReport(dry_run=dry_run)
+    report.audit_events = _purge_audit(
+        session, cutoff=now - timedelta(days=audit_retention_days), dry_run=dry_run
+    )
+    if report.audit_events and not dry_run:
+        audit_service.record(
+            session,
+            actor=actor,
+            action="audit.purge",
+            object_type="audit_event",
+            detail={"deleted": report.audit_events, "retention_days": audit_retention_days},
+        )
+    for campaign in due_campaigns(session, now=now):
+        report.campaigns.append(_purge_campaign(session, campaign, now=now, dry_run=dry_run))
+        if not dry_run:
+            purged = report.campaigns[-1]
+            audit_service.record(
+                session,
+                actor=actor,
+                action="campaign.purge",
+                object_type="campaign",
+                object_id=campaign.id,
+                detail={
+                    "deliveries": purged.deliveries,
+                    "enrolments_erased": purged.enrolments_erased,
+                    "retention_days": campaign.retention_days,
+                },
+            )
+    if not dry_run:
+        session.flush()
+    return report
+
+
+def _purge_audit(session: Session, *, cutoff: datetime, dry_run: bool) -> int:
+    if dry_run:
+        stmt = select(func.count()).select_from(AuditEvent).where(col(AuditEvent.at) < cutoff)
+        return int(session.exec(stmt).one())
+    return audit_service.purge_older_than(session, cutoff=cutoff)
+
+
+def _purge_campaign(
+    session: Session, campaign: Campaign, *, now: datetime, dry_run: bool
+) -> CampaignPurge:
+    assert campaign.id is not None
+    ended = campaign_end(campaign)
+    of_campaign = col(Delivery.campaign_id) == campaign.id
+    deliveries = int(
+        session.exec(select(func.count()).select_from(Delivery).where(of_campaign)).one()
+    )
+    erasable = _erasable_enrolments(session, campaign, ended)
+    if dry_run:
+        erased = int(
+            session.exec(select(func.count()).select_from(Enrolment).where(erasable)).one()
+        )
+    else:
+        session.execute(
+            delete(Delivery).where(of_campaign).execution_options(synchronize_session=False)
+        )
+        erased = _erase(session, erasable, now=now)
+        campaign.state = CampaignState.purged
+        campaign.purged_at = now
+        campaign.updated_at = now
+        session.add(campaign)
+    return CampaignPurge(
+        campaign_id=campaign.id,
+        name=campaign.name,
+        ended=ended,
+        due_since=ended + timedelta(days=campaign.retention_days + 1),
+        deliveries=deliveries,
+        enrolments_erased=erased,
+    )
+
+
+def _erasable_enrolments(session: Session, campaign: Campaign, ended: date) -> ColumnElement[bool]:
+    """Enrolments of this campaign (its OPDs, made before it ended) that no upcoming or running
+    campaign covers, and that still hold something personal."""
+    upcoming = session.exec(
+        select(Campaign.id, Campaign.all_opds).where(col(Campaign.state).in_(UPCOMING_OR_RUNNING))
+    ).all()
+    if any(all_opds for _, all_opds in upcoming):
+        return col(Enrolment.id).is_(None)  # every OPD is still in use: nothing to erase
+    kept: set[int] = set()
+    if upcoming:
+        kept = set(
+            session.exec(
+                select(CampaignOpd.opd_id).where(
+                    col(CampaignOpd.campaign_id).in_([cid for cid, _ in upcoming])
+                )
+            ).all()
+        )
+    scope = select(Opd.id, Opd.timezone)
+    if not campaign.all_opds:
+        scope = scope.where(
+            col(Opd.id).in_(
+                select(CampaignOpd.opd_id).where(CampaignOpd.campaign_id == campaign.id)
+            )
+        )
+    by_zone: dict[str, list[int]] = {}
+    for opd_id, tz in session.exec(scope).all():
+        if opd_id is not None and opd_id not in kept:
+            by_zone.setdefault(tz, []).append(opd_id)
+    if not by_zone:
+        return col(Enrolment.id).is_(None)
+    # "Made before it ended": before midnight after the last day, in the OPD's own zone.
+    per_zone = [
+        col(Enrolment.opd_id).in_(ids)
+        & (
+            col(Enrolment.enrolled_at)
+            < datetime.combine(ended + timedelta(days=1), time(0), ZoneInfo(tz))
+        )
+        for tz, ids in sorted(by_zone.items())
+    ]
+    holds_data = or_(
+        col(Enrolment.phone_ciphertext).is_not(None),
+        col(Enrolment.phone_index).is_not(None),
+        col(Enrolment.label_ciphertext).is_not(None),
+    )
+    return or_(*per_zone) & holds_data
+
+
+def _erase(session: Session, erasable: ColumnElement[bool], *, now: datetime) -> int:
+    active_per_opd = Counter(
+        {
+            opd_id: int(n)
+            for opd_id, n in session.exec(
+                select(Enrolment.opd_id, func.count())
+                .where(erasable, col(Enrolment.status) == EnrolmentStatus.active)
+                .group_by(col(Enrolment.opd_id))
+            ).all()
+        }
+    )
+    result = session.execute(
+        update(Enrolment)
+        .where(erasable)
+        .values(
+            status=EnrolmentStatus.erased,
+            phone_ciphertext=None,
+            phone_index=None,
+            label_ciphertext=None,
+            ended_at=func.coalesce(col(Enrolment.ended_at), literal(now, UTCDateTime())),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    for opd_id, n in sorted(active_per_opd.items()):
+        enrolment_service.tally(session, opd_id=opd_id, event="erased", at=now, amount=n)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Aggregate statistics with small-cell suppression, CSV exports and Prometheus metrics."""
