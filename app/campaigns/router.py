@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Depends, Query, status
+from fastapi import APIRouter, Body, Depends, Query, Request, status
 from sqlmodel import Session
 
 from app.audit import service as audit_service
@@ -193,6 +193,7 @@ def start_round(
 
 @router.get("/{campaign_id}/plan", response_model=CampaignPlan)
 def get_plan(
+    request: Request,
     campaign_id: int,
     session: SessionDep,
     _: CampaignReaderDep,
@@ -201,4 +202,11 @@ def get_plan(
 ) -> CampaignPlan:
     """The next rounds per time zone (UTC and local) and how many each would reach now."""
     campaign = service.get_campaign(session, campaign_id=campaign_id)
-    return plan.campaign_plan(session, campaign=campaign, now=now, limit=limit)
+    result = plan.campaign_plan(session, campaign=campaign, now=now, limit=limit)
+    k = request.app.state.settings.stats_min_cell
+    for zone in result.zones:
+        for planned in zone.rounds:
+            # Invariant 5: a count of one to k-1 people is never published.
+            if isinstance(planned.reachable_now, int) and 0 < planned.reachable_now < k:
+                planned.reachable_now = f"<{k}"
+    return result

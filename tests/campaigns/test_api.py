@@ -408,8 +408,13 @@ def test_plan_shows_local_times_and_counts_only(
     ]
     assert jkt[0]["send_at"] == "2026-03-02T02:00:00Z"
     assert zones["Asia/Jayapura"]["rounds"][0]["send_at"] == "2026-03-02T00:00:00Z"
-    assert [r["reachable_now"] for r in jkt] == [3, 3]
+    # Three people is a small cell: withheld; zero is published.
+    assert [r["reachable_now"] for r in jkt] == ["<5", "<5"]
     assert zones["Asia/Jayapura"]["rounds"][0]["reachable_now"] == 0
+    add_enrolments(engine, vault, "JKT", 3)
+    grown = client.get(f"{URL}/{cid}/plan", params={"limit": 1}, headers=admin).json()
+    jkt_now = next(z for z in grown["zones"] if z["timezone"] == "Asia/Jakarta")
+    assert jkt_now["rounds"][0]["reachable_now"] == 6
     assert set(jkt[0]) == {
         "nominal_at",
         "nominal_local",
