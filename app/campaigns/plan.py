@@ -14,9 +14,17 @@ from app.opds.models import Opd
 
 
 def campaign_plan(
-    session: Session, *, campaign: Campaign, now: datetime, limit: int = 5
+    session: Session,
+    *,
+    campaign: Campaign,
+    now: datetime,
+    limit: int = 5,
+    min_cell: int | None = None,
 ) -> CampaignPlan:
-    """Planned rounds after `now` with UTC and local times; aggregate counts only."""
+    """Planned rounds after `now` with UTC and local times; aggregate counts only.
+
+    With `min_cell` (k), a reach of one to k-1 people is published as "<k" (invariant 5).
+    """
     assert campaign.id is not None
     policy = rounds.policy_for(campaign)
     zones: list[ZonePlan] = []
@@ -45,7 +53,7 @@ def campaign_plan(
                         send_at=f.send_at,
                         send_local=f.send_at.astimezone(tz).isoformat(),
                         deferred=f.send_at != f.nominal_at,
-                        reachable_now=count,
+                        reachable_now=_withheld(count, min_cell),
                     )
                     for f, count in zip(firings, reach, strict=True)
                 ],
@@ -54,3 +62,7 @@ def campaign_plan(
     return CampaignPlan(
         campaign_id=campaign.id, state=campaign.state, generated_at=now, zones=zones
     )
+
+
+def _withheld(count: int, min_cell: int | None) -> int | str:
+    return f"<{min_cell}" if min_cell is not None and 0 < count < min_cell else count

@@ -202,11 +202,5 @@ def get_plan(
 ) -> CampaignPlan:
     """The next rounds per time zone (UTC and local) and how many each would reach now."""
     campaign = service.get_campaign(session, campaign_id=campaign_id)
-    result = plan.campaign_plan(session, campaign=campaign, now=now, limit=limit)
     k = request.app.state.settings.stats_min_cell
-    for zone in result.zones:
-        for planned in zone.rounds:
-            # Invariant 5: a count of one to k-1 people is never published.
-            if isinstance(planned.reachable_now, int) and 0 < planned.reachable_now < k:
-                planned.reachable_now = f"<{k}"
-    return result
+    return plan.campaign_plan(session, campaign=campaign, now=now, limit=limit, min_cell=k)
