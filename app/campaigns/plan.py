@@ -20,10 +20,13 @@ def campaign_plan(
     now: datetime,
     limit: int = 5,
     min_cell: int | None = None,
+    with_reach: bool = True,
 ) -> CampaignPlan:
     """Planned rounds after `now` with UTC and local times; aggregate counts only.
 
     With `min_cell` (k), a reach of one to k-1 people is published as "<k" (invariant 5).
+    Without `with_reach` no count is given: a zone holding one OPD would otherwise reveal a
+    cell that the statistics withhold to protect a small one.
     """
     assert campaign.id is not None
     policy = rounds.policy_for(campaign)
@@ -53,7 +56,7 @@ def campaign_plan(
                         send_at=f.send_at,
                         send_local=f.send_at.astimezone(tz).isoformat(),
                         deferred=f.send_at != f.nominal_at,
-                        reachable_now=_withheld(count, min_cell),
+                        reachable_now=_withheld(count, min_cell) if with_reach else None,
                     )
                     for f, count in zip(firings, reach, strict=True)
                 ],

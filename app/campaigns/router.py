@@ -196,11 +196,13 @@ def get_plan(
     request: Request,
     campaign_id: int,
     session: SessionDep,
-    _: CampaignReaderDep,
+    viewer: CampaignReaderDep,
     now: NowDep,
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> CampaignPlan:
     """The next rounds per time zone (UTC and local) and how many each would reach now."""
     campaign = service.get_campaign(session, campaign_id=campaign_id)
     k = request.app.state.settings.stats_min_cell
-    return plan.campaign_plan(session, campaign=campaign, now=now, limit=limit, min_cell=k)
+    return plan.campaign_plan(
+        session, campaign=campaign, now=now, limit=limit, min_cell=k, with_reach=viewer.is_admin
+    )

@@ -11,7 +11,8 @@ from app.auth import service as auth_service
 from app.dashboard import service
 from app.dashboard import session as dash_session
 from app.db import SessionDep
-from app.dependencies import VaultDep
+from app.dependencies import SettingsDep, VaultDep
+from app.errors import NotFound
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -104,3 +105,26 @@ def campaigns_page(request: Request, session: SessionDep, vault: VaultDep) -> Re
         return _to_login()
     rows = service.campaign_rows(session, viewer=current.principal)
     return render(request, "campaigns.html", {"campaigns": rows}, current=current)
+
+
+@router.get("/campaigns/{campaign_id}")
+def campaign_page(
+    campaign_id: int,
+    request: Request,
+    session: SessionDep,
+    vault: VaultDep,
+    settings: SettingsDep,
+) -> Response:
+    """A campaign's aggregates: progress per OPD, daily chart, failures, next rounds."""
+    current = dash_session.read(request, session, vault=vault)
+    if current is None:
+        return _to_login()
+    try:
+        page = service.campaign_page(
+            session, campaign_id=campaign_id, viewer=current.principal, settings=settings
+        )
+    except NotFound:
+        return render(
+            request, "missing.html", {}, current=current, status_code=status.HTTP_404_NOT_FOUND
+        )
+    return render(request, "campaign.html", page, current=current)

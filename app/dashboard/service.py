@@ -1,13 +1,19 @@
 """Read models for the dashboard pages (aggregates only)."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from app.auth.models import Role
 from app.auth.principal import Principal
+from app.campaigns import plan
 from app.campaigns.models import Campaign, CampaignOpd
+from app.config import Settings
+from app.dashboard import charts
+from app.db import utcnow
+from app.stats import service as stats_service
 from app.templates.rendering import format_date_id
 
 STATE_LABELS = {
@@ -46,8 +52,13 @@ def visible_campaigns(session: Session, *, viewer: Principal) -> list[Campaign]:
 
 def campaign_rows(session: Session, *, viewer: Principal) -> list[CampaignRow]:
     """The campaign list with Indonesian state labels and alerts."""
+    return campaign_rows_for(visible_campaigns(session, viewer=viewer))
+
+
+def campaign_rows_for(campaigns: list[Campaign]) -> list[CampaignRow]:
+    """List rows (labels, period, alert) for these campaigns."""
     rows = []
-    for c in visible_campaigns(session, viewer=viewer):
+    for c in campaigns:
         assert c.id is not None
         alert = None
         if c.state == "paused":
@@ -64,3 +75,57 @@ def campaign_rows(session: Session, *, viewer: Principal) -> list[CampaignRow]:
             )
         )
     return rows
+
+
+ZONE_LABELS = {
+    "Asia/Jakarta": "WIB (Asia/Jakarta)",
+    "Asia/Pontianak": "WIB (Asia/Pontianak)",
+    "Asia/Makassar": "WITA (Asia/Makassar)",
+    "Asia/Jayapura": "WIT (Asia/Jayapura)",
+}
+
+
+def campaign_page(
+    session: Session, *, campaign_id: int, viewer: Principal, settings: Settings
+) -> dict[str, Any]:
+    """Everything the campaign page shows, already small-cell protected."""
+    k = settings.stats_min_cell
+    stats = stats_service.campaign_stats(
+        session, campaign_id=campaign_id, viewer=viewer, min_cell=k
+    )
+    daily = stats_service.campaign_daily(
+        session, campaign_id=campaign_id, viewer=viewer, min_cell=k
+    )
+    campaign = session.get(Campaign, campaign_id)
+    assert campaign is not None
+    zones = []
+    if viewer.role is not Role.coordinator and campaign.state in ("draft", "active", "paused"):
+        zones = plan.campaign_plan(
+            session,
+            campaign=campaign,
+            now=utcnow(),
+            limit=3,
+            min_cell=k,
+            with_reach=viewer.is_admin,
+        ).zones
+    row = campaign_rows_for([campaign])[0]
+    chart = charts.daily_bars(
+        [d.day for d in daily.days if d.day is not None],
+        [
+            ("Terkirim", "#1f6f8b", [d.delivered for d in daily.days]),
+            ("Berhenti", "#b45309", [d.opted_out for d in daily.days]),
+        ],
+    )
+    total = stats.total.model_copy(update={"opd_name": "Jumlah"})
+    return {
+        "stats": stats,
+        "rows": [*stats.rows, total] if len(stats.rows) > 1 else stats.rows,
+        "state_label": row.state_label,
+        "alert": row.alert,
+        "period": row.period,
+        "as_of": format_date_id(stats.as_of),
+        "chart": chart,
+        "zones": zones,
+        "zone_label": lambda tz: ZONE_LABELS.get(tz, tz),
+        "share": charts.share,
+    }
