@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     stats_min_cell: int = Field(default=5, ge=3)
     # Bearer token for /metrics; empty = only loopback clients may read it.
     metrics_token: SecretStr = SecretStr("")
+    # A replacement for app/webhook/replies_id.yaml (every key must be present).
+    webhook_replies_file: Path | None = None
 
     @property
     def resolved_database_url(self) -> str:

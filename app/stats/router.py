@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import SecretStr
 
 from app.audit import service as audit_service
 from app.auth.dependencies import ReaderDep
@@ -36,7 +35,7 @@ _CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def min_cell(request: Request) -> int:
     """k of the small-cell rule (setting `stats_min_cell`, default 5)."""
-    return int(getattr(request.app.state.settings, "stats_min_cell", DEFAULT_MIN_CELL))
+    return int(request.app.state.settings.stats_min_cell)
 
 
 def _csv(body: bytes, filename: str) -> Response:
@@ -107,10 +106,7 @@ def campaign_daily(
 
 
 def _metrics_token(request: Request) -> str:
-    value = getattr(request.app.state.settings, "metrics_token", "")
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    return str(value or "")
+    return str(request.app.state.settings.metrics_token.get_secret_value())
 
 
 def _from_loopback(request: Request) -> bool:
