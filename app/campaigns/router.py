@@ -1,15 +1,12 @@
 """Campaign routes: admins write, admins and the inspectorate read; coordinators have no access."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, Query, Request, status
-from sqlmodel import Session
 
-from app.audit import service as audit_service
+from app.audit.refusals import audited_refusal
 from app.auth.dependencies import AdminDep, require_roles
 from app.auth.models import Role
 from app.auth.principal import Principal
@@ -26,7 +23,6 @@ from app.campaigns.schemas import (
 )
 from app.db import SessionDep, utcnow
 from app.dependencies import SettingsDep
-from app.errors import AppError
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["Campaigns"])
 
@@ -41,28 +37,6 @@ def current_time() -> datetime:
 NowDep = Annotated[datetime, Depends(current_time)]
 
 
-@contextmanager
-def audited_refusal(
-    session: Session, actor: Principal, action: str, campaign_id: int | None
-) -> Iterator[None]:
-    """Keep a record of refused changes: roll back the attempt, then commit only the audit row."""
-    try:
-        yield
-    except AppError as exc:
-        session.rollback()
-        audit_service.record(
-            session,
-            actor=actor,
-            action=action,
-            object_type="campaign",
-            object_id=campaign_id,
-            outcome="refused",
-            detail={"reason": exc.code},
-        )
-        session.commit()
-        raise
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -73,7 +47,7 @@ def create_campaign(
     body: CampaignCreate, session: SessionDep, actor: AdminDep, now: NowDep
 ) -> CampaignPublic:
     """Create a campaign as a draft (admin)."""
-    with audited_refusal(session, actor, "campaign.create", None):
+    with audited_refusal(session, actor, "campaign.create", object_type="campaign", object_id=None):
         campaign = service.create_campaign(session, actor=actor, data=body, now=now)
     return service.to_public(session, campaign)
 
@@ -104,7 +78,9 @@ def update_campaign(
     settings: SettingsDep,
 ) -> CampaignPublic:
     """Edit a draft freely; on a running campaign only extend, lower caps, pause or resume."""
-    with audited_refusal(session, actor, "campaign.update", campaign_id):
+    with audited_refusal(
+        session, actor, "campaign.update", object_type="campaign", object_id=campaign_id
+    ):
         campaign = service.update_campaign(
             session, actor=actor, campaign_id=campaign_id, data=body, now=now, settings=settings
         )
@@ -116,7 +92,9 @@ def activate_campaign(
     campaign_id: int, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
 ) -> CampaignPublic:
     """draft → active (admin)."""
-    with audited_refusal(session, actor, "campaign.activate", campaign_id):
+    with audited_refusal(
+        session, actor, "campaign.activate", object_type="campaign", object_id=campaign_id
+    ):
         campaign = service.activate(
             session, actor=actor, campaign_id=campaign_id, now=now, settings=settings
         )
@@ -132,7 +110,9 @@ def pause_campaign(
     body: Annotated[PauseRequest | None, Body()] = None,
 ) -> CampaignPublic:
     """active → paused, with an optional reason (admin)."""
-    with audited_refusal(session, actor, "campaign.pause", campaign_id):
+    with audited_refusal(
+        session, actor, "campaign.pause", object_type="campaign", object_id=campaign_id
+    ):
         campaign = service.pause(
             session,
             actor=actor,
@@ -148,7 +128,9 @@ def resume_campaign(
     campaign_id: int, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
 ) -> CampaignPublic:
     """paused → active; clears paused_reason (admin)."""
-    with audited_refusal(session, actor, "campaign.resume", campaign_id):
+    with audited_refusal(
+        session, actor, "campaign.resume", object_type="campaign", object_id=campaign_id
+    ):
         campaign = service.resume(
             session, actor=actor, campaign_id=campaign_id, now=now, settings=settings
         )
@@ -168,7 +150,9 @@ def start_round(
     campaign_id: int, session: SessionDep, actor: AdminDep, now: NowDep
 ) -> ManualRoundResult:
     """Start a round now ("kirim sekarang") in every time zone where sending is allowed."""
-    with audited_refusal(session, actor, "campaign.round.start", campaign_id):
+    with audited_refusal(
+        session, actor, "campaign.round.start", object_type="campaign", object_id=campaign_id
+    ):
         campaign = service.get_campaign(session, campaign_id=campaign_id)
         results = rounds.start_manual_round(session, campaign=campaign, now=now, actor=actor)
     zones = []

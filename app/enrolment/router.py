@@ -1,48 +1,23 @@
 """Enrolment routes: coordinators for their own OPD, admins for any."""
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
-from sqlmodel import Session
 
-from app.audit import service as audit_service
+from app.audit.refusals import audited_refusal
 from app.auth.dependencies import EnrolerDep, ensure_opd_scope
-from app.auth.principal import Principal
 from app.db import SessionDep
 from app.dependencies import SettingsDep, VaultDep
 from app.enrolment import service
 from app.enrolment.importing import ImportOptions, ImportReport, import_enrolments
 from app.enrolment.rows import FileFormatError, iter_rows
 from app.enrolment.schemas import EnrolmentCreate, EnrolmentPage, EnrolmentPublic
-from app.errors import AppError, Invalid
+from app.errors import Invalid
 from app.opds import service as opd_service
 
 router = APIRouter(prefix="/api/v1", tags=["Enrolment"])
-
-
-@contextmanager
-def audited_refusal(
-    session: Session, actor: Principal, action: str, object_id: str
-) -> Iterator[None]:
-    """Keep a record of refused changes: roll back the attempt, then commit only the audit row."""
-    try:
-        yield
-    except AppError as exc:
-        session.rollback()
-        audit_service.record(
-            session,
-            actor=actor,
-            action=action,
-            object_type="opd",
-            object_id=object_id,
-            outcome="refused",
-            detail={"reason": exc.code},
-        )
-        session.commit()
-        raise
 
 
 @router.post(
@@ -62,7 +37,7 @@ def create_enrolment(
     """Enrol one person who consented; the number is stored encrypted and shown masked."""
     ensure_opd_scope(actor, code.upper())
     opd = opd_service.get_by_code(session, code=code)
-    with audited_refusal(session, actor, "enrolment.create", opd.code):
+    with audited_refusal(session, actor, "enrolment.create", object_type="opd", object_id=opd.code):
         enrolment = service.enrol(
             session,
             vault=vault,

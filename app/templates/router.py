@@ -1,18 +1,13 @@
 """Template routes (admin only): register, list, inspect, acknowledge findings, preview."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from sqlmodel import Session
 
-from app.audit import service as audit_service
+from app.audit.refusals import audited_refusal
 from app.auth.dependencies import AdminDep
-from app.auth.principal import Principal
 from app.db import SessionDep
 from app.dependencies import SettingsDep
-from app.errors import AppError
 from app.templates import service
 from app.templates.schemas import (
     AcknowledgementCreate,
@@ -23,28 +18,6 @@ from app.templates.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/templates", tags=["Templates"])
-
-
-@contextmanager
-def audited_refusal(
-    session: Session, actor: Principal, action: str, object_id: str | int | None
-) -> Iterator[None]:
-    """Keep a record of refused changes: roll back the attempt, then commit only the audit row."""
-    try:
-        yield
-    except AppError as exc:
-        session.rollback()
-        audit_service.record(
-            session,
-            actor=actor,
-            action=action,
-            object_type="template",
-            object_id=object_id,
-            outcome="refused",
-            detail={"reason": exc.code},
-        )
-        session.commit()
-        raise
 
 
 @router.post(
@@ -61,7 +34,9 @@ def create_template(body: TemplateCreate, session: SessionDep, actor: AdminDep) 
 
     Links are refused; other neutrality findings are shown and block use until acknowledged.
     """
-    with audited_refusal(session, actor, "template.create", body.name):
+    with audited_refusal(
+        session, actor, "template.create", object_type="template", object_id=body.name
+    ):
         template = service.register(
             session,
             actor=actor,
@@ -97,7 +72,9 @@ def update_template(
 ) -> TemplatePublic:
     """Change body, parameters or category; a changed body clears every acknowledgement."""
     template = service.get(session, template_id=template_id)
-    with audited_refusal(session, actor, "template.update", template_id):
+    with audited_refusal(
+        session, actor, "template.update", object_type="template", object_id=template_id
+    ):
         service.update(
             session,
             actor=actor,
@@ -127,7 +104,9 @@ def acknowledge_finding(
 ) -> TemplatePublic:
     """Acknowledge one neutrality finding with a reason (audited as `template.acknowledge`)."""
     template = service.get(session, template_id=template_id)
-    with audited_refusal(session, actor, "template.acknowledge", template_id):
+    with audited_refusal(
+        session, actor, "template.acknowledge", object_type="template", object_id=template_id
+    ):
         service.acknowledge(
             session,
             actor=actor,
@@ -168,6 +147,8 @@ def preview_template(
 def delete_template(template_id: int, session: SessionDep, actor: AdminDep) -> Response:
     """Delete a template that no campaign uses."""
     template = service.get(session, template_id=template_id)
-    with audited_refusal(session, actor, "template.delete", template_id):
+    with audited_refusal(
+        session, actor, "template.delete", object_type="template", object_id=template_id
+    ):
         service.delete(session, actor=actor, template=template)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
