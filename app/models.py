@@ -7,18 +7,22 @@ from app.enrolment.models import Enrolment, EnrolmentTally, Suppression
 from app.opds.models import Opd
 from app.outbox.models import Delivery, DeliveryTally
 from app.templates.models import MessageTemplate
+from app.webhook.models import AutoReplyMarker, InboundSeen, PendingSignup
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "AutoReplyMarker",
     "Campaign",
     "CampaignOpd",
     "Delivery",
     "DeliveryTally",
     "Enrolment",
     "EnrolmentTally",
+    "InboundSeen",
     "MessageTemplate",
     "Opd",
+    "PendingSignup",
     "Round",
     "Suppression",
 ]

@@ -239,3 +239,65 @@ def add_delivery_row(
             at=now,
         )
         return delivery.public_id
+
+
+# --- outbox: many people and a round, fast (imports local so this block only appends) -------
+
+
+def add_people(
+    engine: Engine, vault: PhoneVault, opd_code: str, count: int, *, first: int = 0
+) -> list[str]:
+    """Enrol `count` consenting people in bulk (straight into the table); their numbers."""
+    import secrets as _secrets
+
+    from sqlalchemy import insert as _insert
+
+    from app.db import utcnow
+    from app.enrolment.models import Enrolment as _Enrolment
+
+    now = utcnow()
+    phones = [f"+62812{n:08d}" for n in range(first, first + count)]
+    with session_scope(engine) as s:
+        opd = opd_service.get_by_code(s, code=opd_code)
+        rows = [
+            {
+                "public_id": _secrets.token_hex(8),
+                "opd_id": opd.id,
+                "phone_ciphertext": vault.encrypt(phone),
+                "phone_index": vault.blind_index(phone),
+                "consent_method": "paper_form",
+                "consent_recorded_at": now,
+                "consent_notice_version": "2026-1",
+                "consent_recorded_by": "test",
+                "status": "active",
+                "enrolled_at": now,
+            }
+            for phone in phones
+        ]
+        for start in range(0, len(rows), 1000):
+            s.execute(_insert(_Enrolment), rows[start : start + 1000])
+    return phones
+
+
+def add_round(
+    engine: Engine, *, campaign_id: int, at: datetime, timezone: str = "Asia/Jakarta"
+) -> int:
+    """Create a manual round of the campaign sent at `at`, through create_round; its id."""
+    from app.campaigns.models import Campaign
+    from app.campaigns.rounds import MANUAL, create_round
+
+    with session_scope(engine) as s:
+        campaign = s.get(Campaign, campaign_id)
+        assert campaign is not None
+        created = create_round(
+            s,
+            campaign=campaign,
+            timezone=timezone,
+            scheduled_for=at,
+            send_at=at,
+            origin=MANUAL,
+            now=at,
+        )
+        assert created is not None
+        assert created.id is not None
+        return created.id

@@ -1,6 +1,20 @@
 """`spi-reminder worker`."""
 
+import asyncio
+
+from app.config import get_settings
+from app.logging_setup import configure_logging
+from app.outbox.worker import run_worker
+from app.sandbox.mount import GRAPH_MOUNT
+
 
 def worker() -> None:
-    """Run one outbox worker until SIGTERM/SIGINT."""
-    raise SystemExit("worker: not built yet")
+    """Run one outbox worker until SIGTERM/SIGINT.
+
+    Without Meta credentials it sends to the sandbox of the running `serve`
+    (SPI_SANDBOX_URL overrides), so its messages show up in that inbox.
+    """
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    serve_sandbox = f"http://{settings.host}:{settings.port}{GRAPH_MOUNT}"
+    asyncio.run(run_worker(settings, fallback_sandbox_url=serve_sandbox))

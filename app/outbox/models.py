@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -38,7 +38,11 @@ FINAL_STATES = (
 
 class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
-    __table_args__ = (UniqueConstraint("round_id", "enrolment_id", name="uq_delivery_per_round"),)
+    __table_args__ = (
+        UniqueConstraint("round_id", "enrolment_id", name="uq_delivery_per_round"),
+        # Workers claim `queued` rows by next_attempt_at and recover `sending` rows.
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # Random id sent to Meta as biz_opaque_callback_data; never an employee id.

@@ -1,12 +1,331 @@
 """Outbox worker: claims due deliveries in batches and sends them."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
 from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from app.config import Settings
+from app.db import make_engine, session_scope, utcnow
+from app.messaging import runtime
+from app.messaging.results import SendOutcome, SendResult
+from app.messaging.runtime import Messenger
+from app.outbox import service
+from app.outbox.service import Job, Outcome
+from app.security import PhoneVault, load_keys
+
+logger = logging.getLogger(__name__)
+
+# Settings this part reads that app.config.Settings does not declare yet (see runtime.setting).
+WORKER_BATCH_SIZE = 500  # most deliveries claimed at once
+WORKER_BATCH_SECONDS = 1.0  # with a rate limit: claim about this many seconds of sending
+WORKER_LEASE_SECONDS = 120.0  # a claim older than this is a dead worker's: unknown
+WORKER_POLL_SECONDS = 1.0  # sleep when nothing is due
+WORKER_MAX_ATTEMPTS = 8  # retryable errors before a delivery fails for good
+# A batch stops sending once this share of its lease has passed, so that a slow batch is
+# never still sending when another worker may declare its lease dead.
+LEASE_SAFETY = 0.75
+RECORD_TRIES = 3
+STOP_TIMEOUT_SECONDS = 30.0
 
 
-async def start(app: FastAPI) -> object | None:
+class Batch(NamedTuple):
+    """Claimed jobs and the monotonic time after which none of them may still be sent."""
+
+    jobs: list[Job]
+    deadline: float
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Batch, lease and retry parameters of one worker."""
+
+    batch_size: int = WORKER_BATCH_SIZE
+    batch_seconds: float = WORKER_BATCH_SECONDS
+    lease_seconds: float = WORKER_LEASE_SECONDS
+    poll_seconds: float = WORKER_POLL_SECONDS
+    max_attempts: int = WORKER_MAX_ATTEMPTS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        """Read SPI_WORKER_* (declared settings first, then the environment)."""
+        get = runtime.setting
+        return cls(
+            batch_size=max(1, get(settings, "worker_batch_size", WORKER_BATCH_SIZE)),
+            batch_seconds=get(settings, "worker_batch_seconds", WORKER_BATCH_SECONDS),
+            lease_seconds=get(settings, "worker_lease_seconds", WORKER_LEASE_SECONDS),
+            poll_seconds=get(settings, "worker_poll_seconds", WORKER_POLL_SECONDS),
+            max_attempts=max(1, get(settings, "worker_max_attempts", WORKER_MAX_ATTEMPTS)),
+        )
+
+
+def new_worker_id() -> str:
+    """host:pid:random, unique per worker and readable in the claimed_by column."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class OutboxWorker:
+    """Claim → send under the limiter → record, one batch ahead, until asked to stop."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        messenger: Messenger,
+        vault: PhoneVault,
+        config: WorkerConfig | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        worker_id: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.messenger = messenger
+        self.vault = vault
+        self.config = config or WorkerConfig.from_settings(settings)
+        self.clock = clock
+        self.worker_id = worker_id or new_worker_id()
+        self._stop = asyncio.Event()
+        self.sent = 0  # requests made, for logs and benchmarks
+
+    @property
+    def stopping(self) -> bool:
+        """Whether stop() was called."""
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Stop claiming; sends already on the wire finish and everything is recorded."""
+        self._stop.set()
+
+    def batch_limit(self) -> int:
+        """Deliveries per claim: about batch_seconds of sending when rate-limited."""
+        limiter = self.messenger.limiter
+        if limiter.unlimited:
+            return self.config.batch_size
+        per_batch = max(self.messenger.concurrency, int(limiter.rate * self.config.batch_seconds))
+        return max(1, min(self.config.batch_size, per_batch))
+
+    async def run(self) -> None:
+        """Work until stop(); the next batch is claimed while the current one is sent."""
+        logger.info("outbox.worker_started id=%s batch=%d", self.worker_id, self.batch_limit())
+        ahead: asyncio.Task[Batch] | None = None
+        recording: asyncio.Task[None] | None = None
+        try:
+            while not self.stopping:
+                try:
+                    batch = await ahead if ahead is not None else await self._claim()
+                    ahead = None
+                    if not batch.jobs:
+                        await self._idle()
+                        continue
+                    ahead = asyncio.create_task(self._claim())
+                    outcomes = await self._send(batch)
+                    if recording is not None:
+                        await recording
+                    recording = asyncio.create_task(self._record(outcomes))
+                except Exception:
+                    logger.exception("outbox.worker_error id=%s", self.worker_id)
+                    await self._release(ahead)
+                    ahead = None
+                    await self._idle()
+        finally:
+            await self._release(ahead)
+            if recording is not None:
+                await recording
+        logger.info("outbox.worker_stopped id=%s requests=%d", self.worker_id, self.sent)
+
+    async def run_once(self) -> int:
+        """One claim, send and record (for tests and one-shot use); returns the batch size."""
+        batch = await self._claim()
+        if batch.jobs:
+            await self._record(await self._send(batch))
+        return len(batch.jobs)
+
+    async def _release(self, claim: asyncio.Task[Batch] | None) -> None:
+        """Put a batch claimed ahead but never sent back in the queue."""
+        if claim is None:
+            return
+        try:
+            unsent = await claim
+        except Exception:
+            return  # the claim itself failed, so nothing was claimed
+        await self._record([Outcome(job, None) for job in unsent.jobs])
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=self.config.poll_seconds)
+
+    async def _claim(self) -> Batch:
+        if self.stopping:
+            return Batch([], 0.0)
+        # The lease runs from the claim, not from the send (a batch is claimed one ahead).
+        deadline = time.monotonic() + self.config.lease_seconds * LEASE_SAFETY
+        return Batch(await asyncio.to_thread(self._claim_sync), deadline)
+
+    def _claim_sync(self) -> list[Job]:
+        with session_scope(self.engine) as session:
+            service.recover_expired_leases(session, now=self.clock())
+        with session_scope(self.engine) as session:
+            jobs, summary = service.claim_batch(
+                session,
+                worker_id=self.worker_id,
+                now=self.clock(),
+                limit=self.batch_limit(),
+                lease_seconds=self.config.lease_seconds,
+                vault=self.vault,
+                settings=self.settings,
+                sandbox=self.messenger.is_sandbox,
+            )
+        if summary.counts["skipped"] or summary.counts["deferred"] or summary.paused_campaigns:
+            logger.info(
+                "outbox.claimed sending=%d skipped=%d deferred=%d paused=%s",
+                summary.counts["sending"],
+                summary.counts["skipped"],
+                summary.counts["deferred"],
+                summary.paused_campaigns,
+            )
+        return jobs
+
+    async def _send(self, batch: Batch) -> list[Outcome]:
+        deadline = batch.deadline
+        halted: set[int] = set()
+        gate = asyncio.Semaphore(self.messenger.concurrency)
+
+        async def send(job: Job) -> Outcome:
+            def still_wanted() -> bool:
+                return (
+                    not self.stopping
+                    and job.campaign_id not in halted
+                    and time.monotonic() < deadline
+                )
+
+            async with gate:
+                if not still_wanted():
+                    return Outcome(job, None)
+                try:
+                    result = await self.messenger.send_reminder(
+                        to=job.to,
+                        template_name=job.template_name,
+                        language=job.language,
+                        parameters=job.parameters,
+                        callback_data=job.public_id,
+                        still_wanted=still_wanted,
+                    )
+                except Exception:
+                    # A bug, not a transport error (the client classifies those): the
+                    # request may have left, so it must never be sent again.
+                    logger.exception("outbox.send_crashed delivery=%s", job.delivery_id)
+                    result = SendResult(SendOutcome.UNKNOWN, "worker_error")
+            if result is not None:
+                self.sent += 1
+                if result.outcome is SendOutcome.HALT:
+                    halted.add(job.campaign_id)
+            return Outcome(job, result)
+
+        return list(await asyncio.gather(*(send(job) for job in batch.jobs)))
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        for attempt in range(1, RECORD_TRIES + 1):
+            try:
+                await asyncio.to_thread(self._record_sync, outcomes)
+                return
+            except Exception:
+                logger.exception("outbox.record_failed try=%d/%d", attempt, RECORD_TRIES)
+                await asyncio.sleep(0.5 * attempt)
+        # Left in `sending`: the lease expires and they become unknown, never re-sent.
+        logger.error("outbox.record_gave_up deliveries=%d", len(outcomes))
+
+    def _record_sync(self, outcomes: list[Outcome]) -> None:
+        with session_scope(self.engine) as session:
+            summary = service.record_batch(
+                session,
+                worker_id=self.worker_id,
+                outcomes=outcomes,
+                now=self.clock(),
+                max_attempts=self.config.max_attempts,
+            )
+        logger.debug("outbox.recorded %s", dict(summary.counts))
+        if summary.paused_campaigns:
+            logger.warning("outbox.recorded paused=%s", summary.paused_campaigns)
+
+
+@dataclass
+class WorkerHandle:
+    """The in-process worker of `serve`."""
+
+    worker: OutboxWorker
+    task: asyncio.Task[None]
+
+
+async def start(app: FastAPI) -> WorkerHandle | None:
     """Start an in-process worker (serve); returns a handle for stop()."""
-    return None
+    messenger = getattr(app.state, "whatsapp", None)
+    if not isinstance(messenger, Messenger):
+        return None
+    worker = OutboxWorker(
+        engine=app.state.engine,
+        settings=app.state.settings,
+        messenger=messenger,
+        vault=app.state.vault,
+    )
+    return WorkerHandle(worker, asyncio.create_task(worker.run(), name="outbox-worker"))
 
 
 async def stop(handle: object | None) -> None:
     """Stop claiming, finish in-flight sends, record them."""
+    if not isinstance(handle, WorkerHandle):
+        return
+    handle.worker.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(handle.task), timeout=STOP_TIMEOUT_SECONDS)
+    except TimeoutError:
+        logger.error("outbox.worker_stop_timeout: claimed deliveries will turn unknown")
+        handle.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await handle.task
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    fallback_sandbox_url: str = "",
+) -> OutboxWorker:
+    """Run one standalone worker until SIGTERM/SIGINT (used by `spi-reminder worker`)."""
+    owned = engine is None
+    engine = engine or make_engine(settings.resolved_database_url, pool_size=4)
+    messenger = await runtime.open_messenger(settings, fallback_sandbox_url=fallback_sandbox_url)
+    worker = OutboxWorker(
+        engine=engine,
+        settings=settings,
+        messenger=messenger,
+        vault=PhoneVault(load_keys(settings)),
+        clock=clock,
+    )
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        await worker.run()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await messenger.aclose()
+        if owned:
+            engine.dispose()
+    return worker

@@ -1,9 +1,79 @@
 """Mount the local fake of Meta's Graph API into the service when no credentials are set."""
 
+from __future__ import annotations
+
+import logging
+import time
+
 from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from app.config import Settings
+from app.messaging import runtime
+from app.sandbox.fake_graph import Faults, Renderer, SandboxGraph
+from app.templates.models import MessageTemplate
+from app.templates.rendering import render_body
+
+logger = logging.getLogger(__name__)
+
+GRAPH_MOUNT = "/sandbox/graph"
+_TEMPLATE_CACHE_SECONDS = 60.0
+
+
+def sandbox_faults(settings: Settings) -> Faults:
+    """Start-up fault modes from SPI_SANDBOX_* (all off by default)."""
+    base = Faults()
+    return Faults(
+        latency_ms=runtime.setting(settings, "sandbox_latency_ms", base.latency_ms),
+        throttle_burst=runtime.setting(settings, "sandbox_throttle_burst", base.throttle_burst),
+        error_rate=runtime.setting(settings, "sandbox_error_rate", base.error_rate),
+        timeout_rate=runtime.setting(settings, "sandbox_timeout_rate", base.timeout_rate),
+        hang_seconds=runtime.setting(settings, "sandbox_hang_seconds", base.hang_seconds),
+        failed_share=runtime.setting(settings, "sandbox_failed_share", base.failed_share),
+        status_delay_seconds=runtime.setting(
+            settings, "sandbox_status_delay_seconds", base.status_delay_seconds
+        ),
+    )
+
+
+def template_renderer(engine: Engine) -> Renderer:
+    """Render a sent template from the service's own copy of it, for the inbox."""
+    cache: dict[tuple[str, str], tuple[float, str | None]] = {}
+
+    def render(name: str, language: str, params: list[str]) -> str | None:
+        now = time.monotonic()
+        hit = cache.get((name, language))
+        if hit is None or now - hit[0] > _TEMPLATE_CACHE_SECONDS:
+            with Session(engine) as session:
+                body = session.exec(
+                    select(MessageTemplate.body).where(
+                        MessageTemplate.name == name, MessageTemplate.language == language
+                    )
+                ).first()
+            hit = cache[(name, language)] = (now, body)
+        return render_body(hit[1], params) if hit[1] is not None else None
+
+    return render
+
+
+def build_sandbox(settings: Settings, *, engine: Engine | None) -> SandboxGraph:
+    """A fake Graph API configured from the settings."""
+    return SandboxGraph(
+        secret=runtime.webhook_secret(settings),
+        faults=sandbox_faults(settings),
+        renderer=template_renderer(engine) if engine is not None else None,
+    )
 
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the sandbox routes to the app (embedded default only)."""
+    app.state.sandbox = None
+    if not runtime.sandbox_active(settings):
+        return
+    sandbox = build_sandbox(settings, engine=app.state.engine)
+    app.state.sandbox = sandbox
+    for route in sandbox.sandbox_routes():
+        app.router.routes.append(route)
+    # Lets `spi-reminder worker` in another process share this inbox and webhook.
+    app.mount(GRAPH_MOUNT, sandbox.asgi_app())
