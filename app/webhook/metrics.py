@@ -1,0 +1,29 @@
+"""Prometheus counters of the webhook: counts only, never numbers, ids or text."""
+
+from prometheus_client import Counter
+
+REQUESTS = Counter(
+    "spi_webhook_requests_total",
+    "Webhook POSTs by result (ok, ignored, unsigned, bad_signature, bad_body, error)",
+    ["result"],
+)
+EVENTS = Counter(
+    "spi_webhook_events_total",
+    "Webhook events handled, by kind (message, status, preference)",
+    ["kind"],
+)
+STATUSES = Counter(
+    "spi_webhook_statuses_total",
+    "Delivery statuses by effect (applied, unchanged, unmatched)",
+    ["effect"],
+)
+INBOUND = Counter(
+    "spi_webhook_inbound_total",
+    "Inbound messages by what was done (command, auto_reply, quiet, duplicate, no_number, …)",
+    ["handling"],
+)
+REPLIES = Counter(
+    "spi_webhook_replies_total",
+    "Free-form replies to employees by result (sent, failed, unavailable)",
+    ["result"],
+)

@@ -1,0 +1,122 @@
+"""GET handshake and POST authenticity: signature over raw bytes, size, JSON, other objects."""
+
+import json
+
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.webhook.security import app_secret, sign
+from tests.webhook.conftest import VERIFY_TOKEN, FakeWhatsApp
+from tests.webhook.payloads import inbound, post, text
+
+
+def _verify(client: TestClient, **params: str) -> tuple[int, str]:
+    query = {f"hub.{k}": v for k, v in params.items()}
+    response = client.get("/webhook/whatsapp", params=query)
+    return response.status_code, response.text
+
+
+def test_handshake_echoes_the_challenge_as_plain_text(client: TestClient) -> None:
+    response = client.get(
+        "/webhook/whatsapp",
+        params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "8832"},
+    )
+    assert response.status_code == 200
+    assert response.text == "8832"
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_handshake_refuses_wrong_token_mode_or_missing_parts(client: TestClient) -> None:
+    assert _verify(client, mode="subscribe", verify_token="salah", challenge="1")[0] == 403
+    assert _verify(client, mode="unsubscribe", verify_token=VERIFY_TOKEN, challenge="1")[0] == 403
+    assert _verify(client, mode="subscribe", challenge="1")[0] == 403
+    assert _verify(client, verify_token=VERIFY_TOKEN, challenge="1")[0] == 403
+    status, body = _verify(client, mode="subscribe", verify_token="", challenge="1")
+    assert status == 403
+    assert body != "1"
+
+
+def test_handshake_refused_when_no_token_is_configured(
+    client: TestClient, settings: Settings
+) -> None:
+    client.app.state.settings = settings.model_copy(  # type: ignore[attr-defined]
+        update={"whatsapp_verify_token": settings.whatsapp_verify_token.__class__("")}
+    )
+    assert _verify(client, mode="subscribe", verify_token="", challenge="1")[0] == 403
+
+
+def test_unsigned_is_401_and_wrongly_signed_is_403(
+    client: TestClient, settings: Settings, wa: FakeWhatsApp
+) -> None:
+    body = inbound(text("6281298765432", "STOP"))
+    assert post(client, settings, body, signature=None).status_code == 401
+    assert post(client, settings, body, signature="").status_code == 401
+    assert post(client, settings, body, signature="sha256=" + "0" * 64).status_code == 403
+    assert post(client, settings, body, signature="sha1=abc").status_code == 403
+    assert (
+        post(client, settings, body, signature=sign(b"{}", app_secret(settings))).status_code == 403
+    )
+    wrong_key = sign(json.dumps(body).encode(), b"another secret")
+    assert post(client, settings, body, signature=wrong_key).status_code == 403
+    assert wa.replies == []
+
+
+def test_signature_is_over_the_raw_bytes_not_reparsed_json(
+    client: TestClient, settings: Settings, wa: FakeWhatsApp
+) -> None:
+    # Meta escapes '@' and non-ASCII as \\uXXXX; re-serialising would change the bytes.
+    body = (
+        b'{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages",'
+        b'"value":{"messages":[{"from":"6281298765432","id":"wamid.A1","timestamp":"1750000000",'
+        b'"type":"text","text":{"body":"halo \\u0040 caf\\u00e9 \\ud83d\\ude00"}}]}}]}]}'
+    )
+    assert post(client, settings, body).status_code == 200
+    upper = "sha256=" + sign(body, app_secret(settings)).removeprefix("sha256=").upper()
+    assert post(client, settings, body, signature=upper).status_code == 200
+
+
+def test_bodies_that_are_not_a_json_object_are_400(client: TestClient, settings: Settings) -> None:
+    full = json.dumps(inbound(text("6281298765432", "BANTUAN"))).encode()
+    for body in (
+        b"not json",
+        b"",
+        full[: len(full) // 2],  # truncated
+        b"[1, 2, 3]",
+        b'"whatsapp_business_account"',
+        b"\xff\xfe\x00",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"object": ' + b"1" * 5000 + b"}",  # beyond Python's int-parsing limit
+    ):
+        assert post(client, settings, body).status_code == 400, body[:20]
+
+
+def test_oversize_body_is_413(client: TestClient, settings: Settings) -> None:
+    big = json.dumps({"object": "whatsapp_business_account", "pad": "x" * (3 * 1024 * 1024)})
+    assert post(client, settings, big.encode()).status_code == 413
+
+
+def test_other_objects_and_unknown_fields_are_acknowledged_and_ignored(
+    client: TestClient, settings: Settings, wa: FakeWhatsApp
+) -> None:
+    page = {"object": "page", "entry": [{"id": "1", "messaging": [{"message": {"text": "STOP"}}]}]}
+    response = post(client, settings, page)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ignored"}
+    odd = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": "x"}, 5]}
+    assert post(client, settings, odd).status_code == 200
+    template_update = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {
+                        "field": "message_template_status_update",
+                        "value": {"event": "APPROVED", "message_template_id": 1},
+                    }
+                ],
+            }
+        ],
+    }
+    assert post(client, settings, template_update).status_code == 200
+    assert wa.replies == []
