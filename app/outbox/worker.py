@@ -34,7 +34,7 @@ WORKER_BATCH_SIZE = 500  # most deliveries claimed at once
 WORKER_BATCH_SECONDS = 1.0  # with a rate limit: claim about this many seconds of sending
 WORKER_LEASE_SECONDS = 120.0  # a claim older than this is a dead worker's: unknown
 WORKER_POLL_SECONDS = 1.0  # sleep when nothing is due
-WORKER_MAX_ATTEMPTS = 8  # retryable errors before a delivery fails for good
+WORKER_MAX_ATTEMPTS = 12  # attempts before failing for good (~1 h of backoff, capped at 15 min)
 # A batch stops sending once this share of its lease has passed, so that a slow batch is
 # never still sending when another worker may declare its lease dead.
 LEASE_SAFETY = 0.75

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -301,3 +302,30 @@ def test_a_campaign_whose_template_cannot_be_filled_is_paused(
         assert campaign.state == CampaignState.paused
         assert campaign.paused_reason is not None
         assert campaign.paused_reason.startswith("Parameter templat kampanye tidak lengkap")
+
+
+def test_numbers_never_reach_the_logs(
+    engine: Engine,
+    vault: PhoneVault,
+    rig: Rig,
+    sandbox: SandboxGraph,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = make_world(engine, vault, people=4)
+    caplog.set_level(logging.DEBUG)
+    sandbox.faults.throttle_burst = 1
+    rig.batches(1)
+    with session_scope(engine) as s:
+        jobs, _ = service.claim_batch(
+            s,
+            worker_id="w",
+            now=NOW + timedelta(hours=1),
+            limit=10,
+            lease_seconds=30,
+            vault=vault,
+            settings=rig.settings,
+        )
+    shown = caplog.text + "".join(repr(j) for j in jobs)
+    for phone in world.phones:
+        assert phone not in shown
+        assert phone[3:] not in shown  # without +62
