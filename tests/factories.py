@@ -1,13 +1,20 @@
 """Builders for test data, going through the real services."""
 
-from sqlalchemy import Engine
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func
+from sqlmodel import select
 
 from app.auth import service as auth_service
 from app.auth.models import Role
 from app.auth.principal import cli_principal
 from app.db import session_scope
+from app.enrolment.models import Enrolment
 from app.opds import service as opd_service
 from app.opds.schemas import OpdCreate
+from app.security import PhoneVault
 
 
 def add_opd(engine: Engine, code: str, name: str | None = None, tz: str = "Asia/Jakarta") -> None:
@@ -35,16 +42,7 @@ def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-# --- campaigns and rounds (imported here so this block only appends to the file) -------------
-from collections.abc import Sequence  # noqa: E402
-from datetime import date, datetime  # noqa: E402
-from typing import Any  # noqa: E402
-
-from sqlalchemy import func  # noqa: E402
-from sqlmodel import select  # noqa: E402
-
-from app.enrolment.models import Enrolment  # noqa: E402
-from app.security import PhoneVault  # noqa: E402
+# --- campaigns, rounds and deliveries ---------------------------------------------------------
 
 
 def add_template(engine: Engine, *, name: str = "spi_uji", status: str = "SANDBOX") -> int:
