@@ -33,11 +33,10 @@ from typing import Any
 
 import httpx
 
+from bench.common import PG_ADMIN_URL
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PG_ADMIN_URL = os.environ.get(
-    "SPI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 # A Tuesday 10:00 in Jakarta: the worker's clock runs from here, inside the send window.
 CLOCK_AT = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 OPD_CODE = "BENCH"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import secrets
@@ -21,9 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-PG_ADMIN_URL = os.environ.get(
-    "SPI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+from bench.common import create_pg_database, drop_pg_database
+
 TARGET_SECONDS = 10.0
 TARGET_RSS_MB = 200.0
 OPD_CODE = "BENCH"
@@ -139,35 +137,6 @@ def _child_result(url: str, csv_path: Path) -> dict[str, Any]:
     return result
 
 
-def _create_pg_database() -> str | None:
-    """A fresh, empty PostgreSQL database, or None when the server is unreachable."""
-    from sqlalchemy import create_engine, text
-
-    name = f"spi_bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"postgresql: skipped, cannot reach {PG_ADMIN_URL.split('@')[-1]} ({exc!r:.120})")
-        return None
-    finally:
-        admin.dispose()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop_pg_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -188,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             if database == "sqlite":
                 url: str | None = f"sqlite:///{Path(tmp) / 'bench.db'}"
             elif database == "postgresql":
-                url = _create_pg_database()
+                url = create_pg_database()
             else:
                 parser.error(f"unknown database {database!r}")
             if url is None:
@@ -197,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = _child_result(url, csv_path)
             finally:
                 if database == "postgresql":
-                    _drop_pg_database(url)
+                    drop_pg_database(url)
             summary = result["summary"]
             if summary["enrolled"] != valid or result["stored"] != valid:
                 raise SystemExit(f"{database}: expected {valid} enrolled, got {result}")

@@ -24,9 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-PG_ADMIN_URL = os.environ.get(
-    "SPI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+from bench.common import create_pg_database, drop_pg_database
+
 TARGET_SECONDS = 5.0
 TIMEZONE = "Asia/Jakarta"
 FIRST_ROUND = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 09:00 WIB
@@ -184,34 +183,6 @@ def _child(*args: str) -> dict[str, Any]:
     return result
 
 
-def _create_pg_database() -> str | None:
-    from sqlalchemy import create_engine, text
-
-    name = f"spi_bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"postgresql: skipped, cannot reach {PG_ADMIN_URL.split('@')[-1]} ({exc!r:.120})")
-        return None
-    finally:
-        admin.dispose()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop_pg_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 def _run_database(url: str, people: int, opds: int) -> list[dict[str, Any]]:
     seeded = _child("seed", url, str(people), str(opds))
     cid = str(seeded["campaign_id"])
@@ -253,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             if database == "sqlite":
                 url: str | None = f"sqlite:///{Path(tmp) / 'rounds.db'}"
             elif database == "postgresql":
-                url = _create_pg_database()
+                url = create_pg_database()
             else:
                 parser.error(f"unknown database {database!r}")
             if url is None:
@@ -263,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 results = _run_database(url, args.people, args.opds)
             finally:
                 if database == "postgresql":
-                    _drop_pg_database(url)
+                    drop_pg_database(url)
             for r in results:
                 ok = r["seconds"] < TARGET_SECONDS
                 failed = failed or not ok

@@ -22,7 +22,6 @@ Targets: p95 under 200 ms on PostgreSQL and under 1 s on SQLite.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import secrets
 import tempfile
@@ -31,9 +30,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-PG_ADMIN_URL = os.environ.get(
-    "SPI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+from bench.common import create_pg_database, drop_pg_database
+
 TARGET_P95 = {"postgresql": 0.200, "sqlite": 1.0}
 OPDS = 200
 DAYS = 90
@@ -256,34 +254,6 @@ def _pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-def _create_pg_database() -> str | None:
-    from sqlalchemy import create_engine, text
-
-    name = f"spi_bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"postgresql: skipped, cannot reach {PG_ADMIN_URL.split('@')[-1]} ({exc!r:.120})")
-        return None
-    finally:
-        admin.dispose()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop_pg_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=1_000_000)
@@ -297,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             if database == "sqlite":
                 url: str | None = f"sqlite:///{Path(tmp) / 'bench.db'}"
             elif database == "postgresql":
-                url = _create_pg_database()
+                url = create_pg_database()
             else:
                 parser.error(f"unknown database {database!r}")
             if url is None:
@@ -313,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 timings = measure(url, data, requests=args.requests, tmp=Path(tmp))
             finally:
                 if database == "postgresql":
-                    _drop_pg_database(url)
+                    drop_pg_database(url)
             withheld = int(timings.pop("_withheld_cells")[0])
             target = TARGET_P95[database]
             report.append(

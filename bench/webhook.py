@@ -36,9 +36,8 @@ from typing import Any
 
 import httpx
 
-PG_ADMIN_URL = os.environ.get(
-    "SPI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+from bench.common import create_pg_database, drop_pg_database
+
 APP_SECRET = "bench-app-secret-" + secrets.token_hex(8)
 TARGET_EVENTS_PER_SECOND = 2000.0
 TARGET_P99_MS = 100.0
@@ -385,34 +384,6 @@ def run_one(database: str, url: str, args: argparse.Namespace, tmp: Path) -> dic
     }
 
 
-def _create_pg_database() -> str | None:
-    from sqlalchemy import create_engine, text
-
-    name = f"spi_bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"postgresql: skipped, cannot reach {PG_ADMIN_URL.split('@')[-1]} ({exc!r:.120})")
-        return None
-    finally:
-        admin.dispose()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop_pg_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=10_000)
@@ -428,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             if database == "sqlite":
                 url: str | None = f"sqlite:///{tmp / 'bench.db'}"
             elif database == "postgresql":
-                url = _create_pg_database()
+                url = create_pg_database()
             else:
                 parser.error(f"unknown database {database!r}")
             if url is None:
@@ -437,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_one(database, url, args, tmp)
             finally:
                 if database == "postgresql":
-                    _drop_pg_database(url)
+                    drop_pg_database(url)
             target = ""
             if database == "postgresql":
                 met = (
