@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -42,14 +42,24 @@ class Delivery(SQLModel, table=True):
         UniqueConstraint("round_id", "enrolment_id", name="uq_delivery_per_round"),
         # Workers claim `queued` rows by next_attempt_at and recover `sending` rows.
         Index("ix_delivery_due", "state", "next_attempt_at"),
+        # Rows get a wamid only once Meta accepts them; a round inserts them all without one.
+        Index(
+            "ix_delivery_wamid",
+            "wamid",
+            postgresql_where=text("wamid IS NOT NULL"),
+            sqlite_where=text("wamid IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     # Random id sent to Meta as biz_opaque_callback_data; never an employee id.
     public_id: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
-    round_id: int = Field(foreign_key="round.id", index=True)
-    campaign_id: int = Field(foreign_key="campaign.id", index=True)
-    opd_id: int = Field(foreign_key="opd.id")
+    # round_id is indexed through uq_delivery_per_round. campaign_id and opd_id repeat what the
+    # round and the enrolment already say, so they carry no foreign key: a round inserts
+    # hundreds of thousands of rows and each key check costs more than the row itself.
+    round_id: int = Field(foreign_key="round.id")
+    campaign_id: int = Field(index=True)
+    opd_id: int
     enrolment_id: int | None = Field(
         default=None,
         sa_column=Column(Integer, ForeignKey("enrolment.id", ondelete="SET NULL"), index=True),
@@ -59,7 +69,7 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: datetime = Field(sa_type=UTCDateTime)
     lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     claimed_by: str | None = Field(default=None, max_length=64)
-    wamid: str | None = Field(default=None, sa_column=Column(String(128), index=True))
+    wamid: str | None = Field(default=None, sa_column=Column(String(128)))
     error_code: int | None = None
     error_class: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -145,15 +145,11 @@ def upgrade() -> None:
         sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["campaign_id"], ["campaign.id"], name=op.f("fk_delivery_campaign_id_campaign")
-        ),
-        sa.ForeignKeyConstraint(
             ["enrolment_id"],
             ["enrolment.id"],
             name=op.f("fk_delivery_enrolment_id_enrolment"),
             ondelete="SET NULL",
         ),
-        sa.ForeignKeyConstraint(["opd_id"], ["opd.id"], name=op.f("fk_delivery_opd_id_opd")),
         sa.ForeignKeyConstraint(
             ["round_id"], ["round.id"], name=op.f("fk_delivery_round_id_round")
         ),
@@ -166,8 +162,13 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_delivery_enrolment_id"), ["enrolment_id"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_delivery_round_id"), ["round_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_delivery_wamid"), ["wamid"], unique=False)
+        batch_op.create_index(
+            "ix_delivery_wamid",
+            ["wamid"],
+            unique=False,
+            postgresql_where=sa.text("wamid IS NOT NULL"),
+            sqlite_where=sa.text("wamid IS NOT NULL"),
+        )
 
     with op.batch_alter_table("enrolment", schema=None) as batch_op:
         batch_op.add_column(
@@ -183,8 +184,7 @@ def downgrade() -> None:
         batch_op.drop_column("unreachable_at")
 
     with op.batch_alter_table("delivery", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_delivery_wamid"))
-        batch_op.drop_index(batch_op.f("ix_delivery_round_id"))
+        batch_op.drop_index("ix_delivery_wamid")
         batch_op.drop_index(batch_op.f("ix_delivery_enrolment_id"))
         batch_op.drop_index(batch_op.f("ix_delivery_campaign_id"))
 
