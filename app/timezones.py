@@ -16,8 +16,7 @@ def normalise_timezone(name: str) -> str:
         if tz.lower() == cleaned.lower():
             return tz
     raise ValueError(
-        f"time zone {name!r} is not allowed; use one of {', '.join(ALLOWED_TIMEZONES)} "
-        "or WIB/WITA/WIT"
+        f"Unknown time zone {name!r}; use one of {', '.join(ALLOWED_TIMEZONES)} or WIB/WITA/WIT"
     )
 
 

@@ -10,17 +10,8 @@ from zoneinfo import ZoneInfo
 import holidays
 from apscheduler.triggers.cron import CronTrigger
 
-ALLOWED_TIMEZONES: tuple[str, ...] = (
-    "Asia/Jakarta",
-    "Asia/Pontianak",
-    "Asia/Makassar",
-    "Asia/Jayapura",
-)
-TIMEZONE_ALIASES: dict[str, str] = {
-    "wib": "Asia/Jakarta",
-    "wita": "Asia/Makassar",
-    "wit": "Asia/Jayapura",
-}
+from app.timezones import zone
+
 # Machine codes returned (before ": ") by closed_reason, in the order they are checked.
 REASON_CODES: tuple[str, ...] = (
     "before_window",
@@ -72,15 +63,7 @@ class Firing:
 
 def tz_for(name: str) -> ZoneInfo:
     """Return the ZoneInfo for an allowed IANA name or a WIB/WITA/WIT alias."""
-    key = name.strip().lower() if isinstance(name, str) else ""
-    for allowed in ALLOWED_TIMEZONES:
-        if allowed.lower() == key:
-            return ZoneInfo(allowed)
-    if key in TIMEZONE_ALIASES:
-        return ZoneInfo(TIMEZONE_ALIASES[key])
-    raise ValueError(
-        f"Unknown time zone {name!r}; use one of {', '.join(ALLOWED_TIMEZONES)} or WIB/WITA/WIT"
-    )
+    return zone(name)
 
 
 def _crontab_weekday_number(token: str, expr: str) -> int:

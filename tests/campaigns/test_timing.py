@@ -9,7 +9,6 @@ import pytest
 
 from app.campaigns import timing
 from app.campaigns.timing import (
-    ALLOWED_TIMEZONES,
     Firing,
     SendPolicy,
     closed_reason,
@@ -19,6 +18,7 @@ from app.campaigns.timing import (
     tz_for,
     validate_cron,
 )
+from app.timezones import ALLOWED_TIMEZONES
 
 WIB = ZoneInfo("Asia/Jakarta")
 WITA = ZoneInfo("Asia/Makassar")
