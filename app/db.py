@@ -1,13 +1,24 @@
 """Engine, the request-scoped session, and column helpers shared by every model."""
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    DateTime,
+    Engine,
+    String,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 
@@ -115,3 +126,49 @@ def increment_counter(
         index_elements=list(keys), set_={"count": tbl.c.count + stmt.excluded.count}
     )
     session.execute(stmt)
+
+
+def is_postgresql(session: Session) -> bool:
+    """Whether the session talks to PostgreSQL (else the embedded SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def one_of(session: Session, column: Any, values: Collection[str]) -> ColumnElement[bool]:
+    """`column IN values`, sent to PostgreSQL as one array parameter.
+
+    A long IN list is one placeholder per value that both SQLAlchemy and psycopg rewrite on every
+    call; `= ANY(array)` is a single parameter and the same prepared statement each time.
+    """
+    if is_postgresql(session):
+        array = bindparam(None, list(values), type_=ARRAY(String))
+        return column == any_(array)
+    return column.in_(values)
+
+
+def copy_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Bulk-insert plain rows: COPY on PostgreSQL, executemany elsewhere.
+
+    COPY skips per-row statement execution on the server and SQLAlchemy's per-row parameter
+    processing on the client; values must already be what the column stores (aware datetimes).
+    A constraint violation raises IntegrityError either way, so callers can fall back.
+    """
+    if not rows:
+        return
+    if not is_postgresql(session):
+        session.execute(table.insert(), rows)
+        return
+    # Only PostgreSQL deployments load the driver.
+    import psycopg
+    from psycopg import sql
+
+    columns = list(rows[0])
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    raw: psycopg.Connection[Any] = session.connection().connection.driver_connection  # type: ignore[assignment]
+    try:
+        with raw.cursor() as cur, cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in columns])
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(f"COPY {table.name}", None, exc) from exc

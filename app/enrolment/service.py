@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.auth.principal import Principal
-from app.db import increment_counter, utcnow
+from app.db import increment_counter, one_of, utcnow
 from app.enrolment.models import Enrolment, EnrolmentStatus, EnrolmentTally, Suppression
 from app.enrolment.phones import InvalidPhone, mask_phone, normalise_phone
 from app.enrolment.schemas import EnrolmentPage, EnrolmentPublic
@@ -43,7 +43,7 @@ def suppressed_among(session: Session, indexes: Collection[str]) -> set[str]:
     if not indexes:
         return set()
     rows = session.exec(
-        select(Suppression.phone_index).where(col(Suppression.phone_index).in_(indexes))
+        select(Suppression.phone_index).where(one_of(session, Suppression.phone_index, indexes))
     )
     return set(rows.all())
 
@@ -57,7 +57,7 @@ def actively_enrolled_among(session: Session, indexes: Collection[str]) -> set[s
     # active enrolment per batch, which made large imports quadratic.
     rows = session.exec(
         select(Enrolment.phone_index, Enrolment.status).where(
-            col(Enrolment.phone_index).in_(indexes)
+            one_of(session, Enrolment.phone_index, indexes)
         )
     )
     return {index for index, status in rows if index and status == EnrolmentStatus.active}

@@ -411,6 +411,67 @@ def test_an_ended_enrolment_of_the_same_number_does_not_block_it(
     assert active_count(engine) == 2
 
 
+def test_a_number_enrolled_concurrently_is_reported_duplicate_and_the_rest_enrolled(
+    client: TestClient,
+    secret: str,
+    engine: Engine,
+    vault: PhoneVault,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Row 3's number gets enrolled after the importer looked (by another request; here in the
+    # importer's own transaction, as SQLite has one writer): the bulk insert (COPY on
+    # PostgreSQL) hits the unique index, and the batch is retried row by row.
+    from app.enrolment import service as enrolment_service
+
+    looked_up = enrolment_service.actively_enrolled_among
+
+    def then_raced(session: Session, indexes: Any) -> set[str]:
+        found = looked_up(session, indexes)
+        opd_id = session.exec(select(Opd.id).where(col(Opd.code) == OPD)).one()
+        assert opd_id is not None
+        with session.begin_nested():
+            session.add(
+                Enrolment(
+                    public_id="concurrent-enrolment",
+                    opd_id=opd_id,
+                    phone_ciphertext=vault.encrypt(e164(2)),
+                    phone_index=vault.blind_index(e164(2)),
+                    consent_method="paper_form",
+                    consent_recorded_at=datetime(2026, 1, 1, tzinfo=UTC),
+                    consent_notice_version="2026-1",
+                    consent_recorded_by="other request",
+                )
+            )
+        return found
+
+    monkeypatch.setattr(enrolment_service, "actively_enrolled_among", then_raced)
+    data = csv_bytes(
+        [ID_HEADER, f"{local(1)};A;kertas;", f"{local(2)};B;kertas;", f"{local(3)};;kertas;"]
+    )
+    response = upload(client, secret, data)
+    assert response.status_code == 200, response.text
+    assert outcomes(response.json()) == [(2, "enrolled"), (3, "duplicate"), (4, "enrolled")]
+    assert enrolled_numbers(engine, vault) == {e164(1), e164(2), e164(3)}
+    assert stored(engine, vault, e164(2)).consent_recorded_by == "other request"
+
+
+def test_imported_rows_keep_label_consent_date_and_zone(
+    client: TestClient, secret: str, engine: Engine, vault: PhoneVault
+) -> None:
+    data = csv_bytes([ID_HEADER, f"{local(1)};Ibu Sari;digital;15/07/2025", f"{local(2)};;kertas;"])
+    response = upload(client, secret, data)
+    assert response.status_code == 200, response.text
+    first, second = stored(engine, vault, e164(1)), stored(engine, vault, e164(2))
+    assert first.label_ciphertext is not None
+    assert vault.decrypt(first.label_ciphertext) == "Ibu Sari"
+    assert first.consent_method == "digital_form"
+    # Midnight in the OPD's zone (Asia/Jakarta, UTC+7) is 17:00 UTC the day before.
+    assert first.consent_recorded_at == datetime(2025, 7, 14, 17, 0, tzinfo=UTC)
+    assert second.label_ciphertext is None
+    assert second.consent_method == "paper_form"
+    assert second.enrolled_at.tzinfo is not None
+
+
 def test_default_consent_method_applies_to_rows_without_one(
     client: TestClient, secret: str, engine: Engine, vault: PhoneVault
 ) -> None:
