@@ -27,6 +27,9 @@ from app.webhook.schemas import StatusEvent
 logger = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_TRANSACTION = 5000
+# A request needs a few event-loop passes from its last body chunk to the queue; each pass that
+# adds nobody ends the wait, so an idle service writes at once.
+_MAX_JOIN_PASSES = 20
 
 
 @dataclass
@@ -68,6 +71,7 @@ class StatusCoalescer:
 
     async def _write(self) -> None:
         while self._waiting:
+            await self._let_arrivals_join()
             group = self._take_group()
             try:
                 await run_in_threadpool(self._apply, [e for w in group for e in w.events])
@@ -86,6 +90,19 @@ class StatusCoalescer:
                 continue
             for waiting in group:
                 _settle(waiting, None)
+
+    async def _let_arrivals_join(self) -> None:
+        """Let requests the loop has already received reach the queue before a group is taken.
+
+        Without this the first request of a burst is written alone while the rest of the burst
+        queues behind it, and groups alternate between one request and all the others.
+        """
+        seen = -1
+        for _ in range(_MAX_JOIN_PASSES):
+            if len(self._waiting) == seen:
+                return
+            seen = len(self._waiting)
+            await asyncio.sleep(0)
 
     def _take_group(self) -> list[_Waiting]:
         group: list[_Waiting] = []

@@ -26,6 +26,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, or_, select
 
 from app.campaigns.models import Round
+from app.db import is_postgresql, one_of
 from app.enrolment import optout
 from app.enrolment.models import Enrolment, SuppressionSource
 from app.outbox import tally as outbox_tally
@@ -132,11 +133,11 @@ def _find(session: Session, events: Sequence[StatusEvent]) -> list[_Row]:
         return []
     conditions = []
     if callbacks:
-        conditions.append(col(Delivery.public_id).in_(callbacks))
+        conditions.append(one_of(session, Delivery.public_id, callbacks))
     if wamids:
-        conditions.append(col(Delivery.wamid).in_(wamids))
+        conditions.append(one_of(session, Delivery.wamid, wamids))
     stmt = core_select(*_COLUMNS).where(or_(*conditions)).order_by(col(Delivery.id))
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         stmt = stmt.with_for_update(of=Delivery)
     return [_Row(*row) for row in session.execute(stmt).all()]
 
