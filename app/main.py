@@ -24,6 +24,7 @@ from app.security import PhoneVault, load_keys
 from app.stats.router import metrics_router
 from app.stats.router import router as stats_router
 from app.templates.router import router as templates_router
+from app.webhook import receiver as webhook_receiver
 from app.webhook.router import router as webhook_router
 
 DESCRIPTION = """
@@ -67,11 +68,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(
         BodySizeLimit,
         default=settings.max_json_body_bytes,
-        limits={
-            "/enrolments/import": settings.max_import_bytes,
-            "/webhook/whatsapp": 3 * 1024 * 1024,
-        },
+        limits={"/enrolments/import": settings.max_import_bytes},
     )
+    # Outermost, so that Meta's many small POSTs skip the routing and middleware below.
+    webhook_receiver.install(app)
     app.include_router(opds_router)
     app.include_router(enrolment_router)
     app.include_router(audit_router)

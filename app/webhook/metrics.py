@@ -4,7 +4,7 @@ from prometheus_client import Counter
 
 REQUESTS = Counter(
     "spi_webhook_requests_total",
-    "Webhook POSTs by result (ok, ignored, unsigned, bad_signature, bad_body, error)",
+    "Webhook POSTs by result (ok, ignored, unsigned, bad_signature, bad_body, too_large, error)",
     ["result"],
 )
 EVENTS = Counter(

@@ -1,13 +1,22 @@
 """GET handshake and POST authenticity: signature over raw bytes, size, JSON, other objects."""
 
+import asyncio
 import json
+from collections.abc import Iterator
+from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from app.config import Settings
+from app.security import PhoneVault
+from app.webhook.receiver import WebhookReceiver
 from app.webhook.security import app_secret, sign
+from tests.factories import enrol_number
 from tests.webhook.conftest import VERIFY_TOKEN, FakeWhatsApp
-from tests.webhook.payloads import inbound, post, text
+from tests.webhook.helpers import NUMBER, WA_ID, suppression
+from tests.webhook.payloads import inbound, post, raw, text
 
 
 def _verify(client: TestClient, **params: str) -> tuple[int, str]:
@@ -120,3 +129,69 @@ def test_other_objects_and_unknown_fields_are_acknowledged_and_ignored(
     }
     assert post(client, settings, template_update).status_code == 200
     assert wa.replies == []
+
+
+def test_oversize_body_streamed_without_length_is_413_and_stores_nothing(
+    client: TestClient, settings: Settings, engine: Engine, vault: PhoneVault, opd: str
+) -> None:
+    enrol_number(engine, vault, opd, NUMBER)
+    body = raw(inbound(text(WA_ID, "STOP")))
+    padded = body[:-1] + b', "pad": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+
+    def chunks() -> Iterator[bytes]:  # a generator body is sent chunked, with no length
+        for start in range(0, len(padded), 64 * 1024):
+            yield padded[start : start + 64 * 1024]
+
+    response = client.post(
+        "/webhook/whatsapp",
+        content=chunks(),
+        headers={"X-Hub-Signature-256": sign(padded, app_secret(settings))},
+    )
+    assert response.status_code == 413
+    assert str(3 * 1024 * 1024) in response.json()["error"]["message"]
+    assert suppression(engine, vault) is None
+
+
+def test_a_client_gone_mid_body_gets_no_answer_and_nothing_is_stored(
+    api: FastAPI, settings: Settings, engine: Engine, vault: PhoneVault, opd: str
+) -> None:
+    enrol_number(engine, vault, opd, NUMBER)
+    body = raw(inbound(text(WA_ID, "STOP")))
+    arriving = [
+        {"type": "http.request", "body": body[:20], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return arriving.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/webhook/whatsapp",
+        "headers": [(b"x-hub-signature-256", sign(body, app_secret(settings)).encode())],
+        "app": api,
+    }
+    asyncio.run(WebhookReceiver(api)(scope, receive, send))
+    assert sent == []
+    assert suppression(engine, vault) is None
+
+
+def test_openapi_documents_the_webhook_post(client: TestClient) -> None:
+    operations = client.get("/openapi.json").json()["paths"]["/webhook/whatsapp"]
+    assert set(operations) == {"get", "post"}
+    post_op = operations["post"]
+    assert "stored before the 200" in post_op["description"]
+    assert set(post_op["responses"]) == {"200", "400", "401", "403", "413", "503"}
+
+
+def test_other_methods_and_paths_still_reach_the_routes(client: TestClient) -> None:
+    assert client.put("/webhook/whatsapp").status_code == 405
+    # Starlette's trailing-slash redirect, which keeps the method, leads back to the receiver.
+    assert client.post("/webhook/whatsapp/", follow_redirects=False).status_code == 307
+    assert client.post("/webhook/whatsapp/").status_code == 401
+    assert client.get("/healthz").status_code == 200
