@@ -2,6 +2,7 @@
 
 Run with:  .venv/bin/python -m bench.webhook  [--deliveries N] [--concurrency 64]
                                               [--batch 1] [--databases sqlite,postgresql]
+                                              [--runs 3]
 
 For each database a fresh one is migrated and seeded with N accepted deliveries (one campaign,
 one OPD, so every status hits the same hot tally row). `spi-reminder serve` is started on
@@ -10,6 +11,8 @@ shuffled so that `read` often arrives first, are POSTed with a correct X-Hub-Sig
 `--concurrency` clients, `--batch` statuses per request (Meta sends one per request as often
 as not). Afterwards every delivery must be `delivered` and the `delivered` tally must equal N
 (each counted exactly once, `read` never stored).
+Each database gets `--runs` fresh runs (a new database each); every run is printed, and the
+target is judged on the median run, since this shared machine has occasional I/O stalls.
 Target with PostgreSQL: at least 2,000 status events/s with p99 under 100 ms.
 """
 
@@ -390,43 +393,75 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch", type=int, default=1, help="statuses per webhook request")
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--runs", type=int, default=3, help="fresh runs per database")
     parser.add_argument("--show-log", action="store_true", help="print the server's log")
     args = parser.parse_args(argv)
     failures = 0
     with tempfile.TemporaryDirectory(prefix="spi-bench-webhook-") as tmp_name:
         tmp = Path(tmp_name)
         for database in args.databases.split(","):
-            if database == "sqlite":
-                url: str | None = f"sqlite:///{tmp / 'bench.db'}"
-            elif database == "postgresql":
-                url = create_pg_database()
-            else:
+            if database not in ("sqlite", "postgresql"):
                 parser.error(f"unknown database {database!r}")
-            if url is None:
-                continue
-            try:
-                row = run_one(database, url, args, tmp)
-            finally:
-                if database == "postgresql":
-                    drop_pg_database(url)
-            target = ""
-            if database == "postgresql":
-                met = (
-                    row["events_per_second"] >= TARGET_EVENTS_PER_SECOND
-                    and row["p99_ms"] < TARGET_P99_MS
-                )
-                target = "  target met" if met else "  TARGET MISSED"
-                failures += 0 if met else 1
-            failures += 0 if row["verified"] and not row["errors"] else 1
-            print(
-                f"{database:10s} {row['events']:,} events in {row['requests']:,} requests "
-                f"(batch {args.batch}, concurrency {args.concurrency}): "
-                f"{row['events_per_second']:,} events/s, {row['requests_per_second']:,} req/s, "
-                f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, errors {row['errors']}, "
-                f"all applied: {row['verified']}{target}"
-            )
-            print(json.dumps(row))
+            rows = []
+            for run in range(1, args.runs + 1):
+                row = _fresh_run(database, run, args, tmp)
+                if row is None:
+                    break
+                rows.append(row)
+                failures += 0 if row["verified"] and not row["errors"] else 1
+                print(f"{database:10s} run {run}: {_describe(row, args)}")
+                print(json.dumps(row))
+            if rows:
+                failures += 0 if _summarise(database, rows) else 1
     return 1 if failures else 0
+
+
+def _fresh_run(
+    database: str, run: int, args: argparse.Namespace, tmp: Path
+) -> dict[str, Any] | None:
+    """One run against a freshly seeded database; None when PostgreSQL is unreachable."""
+    run_dir = tmp / f"{database}-{run}"
+    run_dir.mkdir()
+    if database == "sqlite":
+        return run_one(database, f"sqlite:///{run_dir / 'bench.db'}", args, run_dir)
+    url = create_pg_database()
+    if url is None:
+        return None
+    try:
+        return run_one(database, url, args, run_dir)
+    finally:
+        drop_pg_database(url)
+
+
+def _meets_target(row: dict[str, Any]) -> bool:
+    return bool(
+        row["events_per_second"] >= TARGET_EVENTS_PER_SECOND and row["p99_ms"] < TARGET_P99_MS
+    )
+
+
+def _describe(row: dict[str, Any], args: argparse.Namespace) -> str:
+    return (
+        f"{row['events']:,} events in {row['requests']:,} requests "
+        f"(batch {args.batch}, concurrency {args.concurrency}): "
+        f"{row['events_per_second']:,} events/s, {row['requests_per_second']:,} req/s, "
+        f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, errors {row['errors']}, "
+        f"all applied: {row['verified']}"
+    )
+
+
+def _summarise(database: str, rows: list[dict[str, Any]]) -> bool:
+    """Print the median run; with PostgreSQL, whether the median meets the target."""
+    events = statistics.median(r["events_per_second"] for r in rows)
+    p99 = statistics.median(r["p99_ms"] for r in rows)
+    line = f"{database:10s} median of {len(rows)}: {events:,.0f} events/s, p99 {p99} ms"
+    if database != "postgresql":
+        print(line)
+        return True
+    met = events >= TARGET_EVENTS_PER_SECOND and p99 < TARGET_P99_MS
+    runs_met = sum(_meets_target(r) for r in rows)
+    verdict = "target met" if met else "TARGET MISSED"
+    print(f"{line}: {verdict} (single runs meeting it: {runs_met} of {len(rows)})")
+    return met
 
 
 if __name__ == "__main__":
