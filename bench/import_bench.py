@@ -1,8 +1,11 @@
 """Bulk-import benchmark: 100,000 CSV rows through the real service path, per database.
 
 Run with:  .venv/bin/python -m bench.import_bench  [--rows N] [--databases sqlite,postgresql]
+                                                  [--runs 3]
 
-Each database is imported in its own subprocess so that peak RSS is measured per run.
+Each import runs in its own subprocess, into a new empty database, so that peak RSS is measured
+per run. Every run is printed; the time target is judged on the median run, since this shared
+machine's disk has occasional stalls.
 Targets: under 10 s and under 200 MB peak RSS for each database.
 """
 
@@ -13,6 +16,7 @@ import json
 import random
 import resource
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,52 +145,70 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--runs", type=int, default=3, help="fresh imports per database")
     parser.add_argument("--child", nargs=2, metavar=("URL", "CSV"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(run_child(args.child[0], Path(args.child[1]))))
         return 0
 
-    results: list[tuple[str, dict[str, Any]]] = []
+    results: list[tuple[str, int, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="spi-bench-") as tmp:
         csv_path = Path(tmp) / "pegawai.csv"
         valid = generate_csv(csv_path, args.rows)
         size_mb = csv_path.stat().st_size / 1e6
         print(f"generated {args.rows:,} rows ({valid:,} valid, {size_mb:.1f} MB): {csv_path.name}")
         for database in args.databases.split(","):
-            if database == "sqlite":
-                url: str | None = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            elif database == "postgresql":
-                url = create_pg_database()
-            else:
+            if database not in ("sqlite", "postgresql"):
                 parser.error(f"unknown database {database!r}")
-            if url is None:
-                continue
-            try:
-                result = _child_result(url, csv_path)
-            finally:
-                if database == "postgresql":
-                    drop_pg_database(url)
-            summary = result["summary"]
-            if summary["enrolled"] != valid or result["stored"] != valid:
-                raise SystemExit(f"{database}: expected {valid} enrolled, got {result}")
-            results.append((database, result))
+            for run in range(1, args.runs + 1):
+                result = _fresh_run(database, run, csv_path, Path(tmp))
+                if result is None:
+                    break
+                summary = result["summary"]
+                if summary["enrolled"] != valid or result["stored"] != valid:
+                    raise SystemExit(f"{database}: expected {valid} enrolled, got {result}")
+                results.append((database, run, result))
 
     print(
-        f"\n{'database':<11}{'rows':>9}{'seconds':>9}{'rows/s':>9}{'peak RSS MB':>13}"
-        f"{'client CPU s':>14}  target"
+        f"\n{'database':<11}{'run':>4}{'rows':>9}{'seconds':>9}{'rows/s':>9}{'peak RSS MB':>13}"
+        f"{'client CPU s':>14}"
     )
-    ok = True
-    for database, r in results:
-        met = r["seconds"] < TARGET_SECONDS and r["peak_rss_mb"] < TARGET_RSS_MB
-        ok = ok and met
+    for database, run, r in results:
         rows = r["summary"]["total_rows"]
         print(
-            f"{database:<11}{rows:>9,}{r['seconds']:>9.2f}{rows / r['seconds']:>9,.0f}"
-            f"{r['peak_rss_mb']:>13.1f}{r['cpu_seconds']:>14.2f}  {'met' if met else 'MISSED'}"
+            f"{database:<11}{run:>4}{rows:>9,}{r['seconds']:>9.2f}{rows / r['seconds']:>9,.0f}"
+            f"{r['peak_rss_mb']:>13.1f}{r['cpu_seconds']:>14.2f}"
         )
-    print(f"(targets: < {TARGET_SECONDS:.0f} s and < {TARGET_RSS_MB:.0f} MB peak RSS per database)")
+    ok = True
+    for database in dict.fromkeys(d for d, _, _ in results):
+        runs = [r for d, _, r in results if d == database]
+        seconds = statistics.median(r["seconds"] for r in runs)
+        peak = max(r["peak_rss_mb"] for r in runs)
+        met = seconds < TARGET_SECONDS and peak < TARGET_RSS_MB
+        ok = ok and met
+        print(
+            f"{database:<11} median {seconds:.2f} s, highest peak RSS {peak:.1f} MB: "
+            f"{'target met' if met else 'TARGET MISSED'}"
+        )
+    print(
+        f"(targets: < {TARGET_SECONDS:.0f} s (median run) and < {TARGET_RSS_MB:.0f} MB peak RSS "
+        "per database)"
+    )
     return 0 if ok else 1
+
+
+def _fresh_run(database: str, run: int, csv_path: Path, tmp: Path) -> dict[str, Any] | None:
+    """One import into a new, empty database; None when PostgreSQL is unreachable."""
+    if database == "sqlite":
+        return _child_result(f"sqlite:///{tmp / f'bench-{run}.db'}", csv_path)
+    url = create_pg_database()
+    if url is None:
+        return None
+    try:
+        return _child_result(url, csv_path)
+    finally:
+        drop_pg_database(url)
 
 
 if __name__ == "__main__":

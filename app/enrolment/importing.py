@@ -41,7 +41,10 @@ class ImportReport:
         """Record one row's outcome."""
         self.summary.total_rows += 1
         setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
-        self._spool.write(json.dumps([row, outcome, reason]).encode() + b"\n")
+        if reason is None:  # most rows; the outcome is one of this module's constants
+            self._spool.write(b'[%d, "%s", null]\n' % (row, outcome.encode()))
+        else:
+            self._spool.write(json.dumps([row, outcome, reason]).encode() + b"\n")
 
     def iter_rows(self) -> Iterator[dict[str, object]]:
         """Each row's outcome, in file order; rows of an import that was not applied say so."""

@@ -1,11 +1,14 @@
 """Request and response bodies for enrolments."""
 
+import re
 from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 LABEL_MAX = 80
+# C0 and C1 controls and the Unicode line/paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def clean_label(value: str | None) -> str | None:
@@ -17,7 +20,7 @@ def clean_label(value: str | None) -> str | None:
         return None
     if len(value) > LABEL_MAX:
         raise ValueError(f"label is longer than {LABEL_MAX} characters")
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in value):
+    if _CONTROL.search(value):
         raise ValueError("label must not contain control characters")
     return value
 
