@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
@@ -50,7 +51,14 @@ cli.command("purge")(retention_commands.purge)
 
 
 def _settings() -> Settings:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # Name the variable and the rule, never the value: it may be a secret.
+        for error in exc.errors():
+            name = "SPI_" + "_".join(str(part) for part in error["loc"]).upper()
+            typer.echo(f"configuration error: {name}: {error['msg']}", err=True)
+        raise typer.Exit(code=2) from None
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
     if settings.resolved_database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)

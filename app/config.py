@@ -47,6 +47,34 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True
     worker_enabled: bool = True
 
+    # Sending, per process: Meta's default throughput is 80 messages/s per number; 0 = unlimited.
+    send_rate_per_second: float = Field(default=80.0, ge=0)
+    send_concurrency: int = Field(default=32, ge=1)  # requests in flight; the pool is sized to it
+    graph_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    graph_read_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    # The outbox worker.
+    worker_batch_size: int = Field(default=500, ge=1)  # most deliveries claimed at once
+    # With a rate limit: claim about this many seconds of sending at once.
+    worker_batch_seconds: float = Field(default=1.0, gt=0)
+    # A claim older than this is a dead worker's: its deliveries become `unknown`.
+    worker_lease_seconds: float = Field(default=120.0, gt=0)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)  # sleep when nothing is due
+    # Attempts before failing for good (about 1 h of backoff, capped at 15 min).
+    worker_max_attempts: int = Field(default=12, ge=1)
+
+    # The local sandbox that stands in for Meta without credentials.
+    sandbox_url: str = ""  # a standalone `spi-reminder sandbox serve`; empty = in-process
+    # Where the sandbox posts status webhooks: unset = this service's own, empty = nowhere.
+    sandbox_webhook_url: str | None = None
+    sandbox_status_delay_seconds: float = Field(default=0.5, ge=0)
+    sandbox_latency_ms: float = Field(default=0.0, ge=0)
+    sandbox_throttle_burst: int = Field(default=0, ge=0)
+    sandbox_error_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_hang_seconds: float = Field(default=60.0, ge=0)
+    sandbox_failed_share: float = Field(default=0.0, ge=0, le=1)
+
     audit_retention_days: int = Field(default=365, ge=1)
 
     # Statistics: counts from 1 to k-1 are withheld. k >= 3, since "<2" would mean exactly 1.

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import os
 import ssl
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import h11
 import httpx
@@ -37,15 +36,7 @@ logger = logging.getLogger(__name__)
 if importlib.util.find_spec("sniffio") is None:
     sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
-T = TypeVar("T", bool, int, float, str)
-
-# Settings this part reads that app.config.Settings does not declare yet; each is read as
-# settings.<name> when declared, else from SPI_<NAME> in the environment, else this default.
-SEND_RATE_PER_SECOND = 80.0  # Meta's default throughput per number; 0 = unlimited
-SEND_CONCURRENCY = 32  # requests in flight per process; the pool is sized to it
-GRAPH_CONNECT_TIMEOUT_SECONDS = 5.0
-GRAPH_READ_TIMEOUT_SECONDS = 20.0
-SANDBOX_URL = ""  # a standalone sandbox (`spi-reminder sandbox serve`); empty = in-process
+_DEFAULTS = Settings.model_fields
 # Signs the sandbox's status webhooks when no app secret is configured. Public on purpose:
 # it only ever protects the local fake, never a real Meta app.
 DEV_WEBHOOK_SECRET = b"pengingat-spi-sandbox-app-secret"
@@ -57,18 +48,6 @@ THROTTLE_HOLD_SECONDS = 1.0
 RECHECK_SECONDS = 0.5
 # Codes that mean the whole sender is over a limit, so every send should pause a moment.
 _SENDER_THROTTLE_CODES = frozenset({4, 80007, 130429, 131057})
-_TRUE = frozenset({"1", "true", "yes", "on"})
-
-
-def setting(settings: Settings, name: str, default: T) -> T:
-    """A setting not (yet) declared on Settings: attribute, SPI_<NAME> variable, or default."""
-    value: Any = getattr(settings, name, None)
-    if value is None:
-        raw = os.environ.get(f"SPI_{name.upper()}")
-        if raw is None:
-            return default
-        value = raw.strip().lower() in _TRUE if isinstance(default, bool) else raw
-    return type(default)(value)
 
 
 def sandbox_active(settings: Settings) -> bool:
@@ -246,8 +225,8 @@ def graph_http_client(base_url: str, *, timeout: httpx.Timeout, pool: int) -> ht
         # Proxies are httpx's job; pay its CPU cost rather than reimplement CONNECT.
         return build_http_client(
             base_url=base_url,
-            connect_timeout=timeout.connect or GRAPH_CONNECT_TIMEOUT_SECONDS,
-            read_timeout=timeout.read or GRAPH_READ_TIMEOUT_SECONDS,
+            connect_timeout=timeout.connect or _DEFAULTS["graph_connect_timeout_seconds"].default,
+            read_timeout=timeout.read or _DEFAULTS["graph_read_timeout_seconds"].default,
             max_connections=pool,
         )
     return httpx.AsyncClient(
@@ -332,10 +311,10 @@ class Messenger:
 
 
 def _limits(settings: Settings) -> tuple[TokenBucket, int, httpx.Timeout]:
-    rate = setting(settings, "send_rate_per_second", SEND_RATE_PER_SECOND)
-    concurrency = max(1, setting(settings, "send_concurrency", SEND_CONCURRENCY))
-    connect = setting(settings, "graph_connect_timeout_seconds", GRAPH_CONNECT_TIMEOUT_SECONDS)
-    read = setting(settings, "graph_read_timeout_seconds", GRAPH_READ_TIMEOUT_SECONDS)
+    rate = settings.send_rate_per_second
+    concurrency = settings.send_concurrency
+    connect = settings.graph_connect_timeout_seconds
+    read = settings.graph_read_timeout_seconds
     timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=read)
     return TokenBucket(rate), concurrency, timeout
 
@@ -383,7 +362,7 @@ async def open_messenger(
             http=http, client=WhatsAppClient(http, config), limiter=limiter, concurrency=concurrency
         )
 
-    url = setting(settings, "sandbox_url", SANDBOX_URL) or fallback_sandbox_url
+    url = settings.sandbox_url or fallback_sandbox_url
     if url:
         http = pooled(url)
         logger.info("whatsapp.sandbox standalone url=%s", url)

@@ -29,12 +29,8 @@ from app.security import PhoneVault, load_keys
 
 logger = logging.getLogger(__name__)
 
-# Settings this part reads that app.config.Settings does not declare yet (see runtime.setting).
-WORKER_BATCH_SIZE = 500  # most deliveries claimed at once
-WORKER_BATCH_SECONDS = 1.0  # with a rate limit: claim about this many seconds of sending
-WORKER_LEASE_SECONDS = 120.0  # a claim older than this is a dead worker's: unknown
-WORKER_POLL_SECONDS = 1.0  # sleep when nothing is due
-WORKER_MAX_ATTEMPTS = 12  # attempts before failing for good (~1 h of backoff, capped at 15 min)
+# WorkerConfig's defaults are the documented SPI_WORKER_* defaults (app.config.Settings).
+_DEFAULTS = Settings.model_fields
 # A batch stops sending once this share of its lease has passed, so that a slow batch is
 # never still sending when another worker may declare its lease dead.
 LEASE_SAFETY = 0.75
@@ -53,22 +49,21 @@ class Batch(NamedTuple):
 class WorkerConfig:
     """Batch, lease and retry parameters of one worker."""
 
-    batch_size: int = WORKER_BATCH_SIZE
-    batch_seconds: float = WORKER_BATCH_SECONDS
-    lease_seconds: float = WORKER_LEASE_SECONDS
-    poll_seconds: float = WORKER_POLL_SECONDS
-    max_attempts: int = WORKER_MAX_ATTEMPTS
+    batch_size: int = _DEFAULTS["worker_batch_size"].default
+    batch_seconds: float = _DEFAULTS["worker_batch_seconds"].default
+    lease_seconds: float = _DEFAULTS["worker_lease_seconds"].default
+    poll_seconds: float = _DEFAULTS["worker_poll_seconds"].default
+    max_attempts: int = _DEFAULTS["worker_max_attempts"].default
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
-        """Read SPI_WORKER_* (declared settings first, then the environment)."""
-        get = runtime.setting
+        """The SPI_WORKER_* settings."""
         return cls(
-            batch_size=max(1, get(settings, "worker_batch_size", WORKER_BATCH_SIZE)),
-            batch_seconds=get(settings, "worker_batch_seconds", WORKER_BATCH_SECONDS),
-            lease_seconds=get(settings, "worker_lease_seconds", WORKER_LEASE_SECONDS),
-            poll_seconds=get(settings, "worker_poll_seconds", WORKER_POLL_SECONDS),
-            max_attempts=max(1, get(settings, "worker_max_attempts", WORKER_MAX_ATTEMPTS)),
+            batch_size=settings.worker_batch_size,
+            batch_seconds=settings.worker_batch_seconds,
+            lease_seconds=settings.worker_lease_seconds,
+            poll_seconds=settings.worker_poll_seconds,
+            max_attempts=settings.worker_max_attempts,
         )
 
 

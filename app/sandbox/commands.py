@@ -56,11 +56,9 @@ def serve(
     engine = make_engine(settings.resolved_database_url) if _has_database(settings) else None
     sandbox = build_sandbox(settings, engine=engine)
     if webhook_url is None:
-        webhook_url = runtime.setting(
-            settings,
-            "sandbox_webhook_url",
-            f"http://{settings.host}:{settings.port}/webhook/whatsapp",
-        )
+        webhook_url = settings.sandbox_webhook_url
+    if webhook_url is None:
+        webhook_url = f"http://{settings.host}:{settings.port}/webhook/whatsapp"
     asgi = sandbox.asgi_app()
 
     async def main() -> None:
@@ -83,7 +81,7 @@ def show_inbox(
 ) -> None:
     """List what each masked number received in the sandbox, newest first."""
     settings = _settings()
-    base = url or runtime.setting(settings, "sandbox_url", runtime.SANDBOX_URL)
+    base = url or settings.sandbox_url
     base = base or f"http://{settings.host}:{settings.port}"
     try:
         response = httpx.get(base.rstrip("/") + "/sandbox/inbox.json", timeout=5.0)

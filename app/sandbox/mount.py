@@ -23,17 +23,14 @@ _TEMPLATE_CACHE_SECONDS = 60.0
 
 def sandbox_faults(settings: Settings) -> Faults:
     """Start-up fault modes from SPI_SANDBOX_* (all off by default)."""
-    base = Faults()
     return Faults(
-        latency_ms=runtime.setting(settings, "sandbox_latency_ms", base.latency_ms),
-        throttle_burst=runtime.setting(settings, "sandbox_throttle_burst", base.throttle_burst),
-        error_rate=runtime.setting(settings, "sandbox_error_rate", base.error_rate),
-        timeout_rate=runtime.setting(settings, "sandbox_timeout_rate", base.timeout_rate),
-        hang_seconds=runtime.setting(settings, "sandbox_hang_seconds", base.hang_seconds),
-        failed_share=runtime.setting(settings, "sandbox_failed_share", base.failed_share),
-        status_delay_seconds=runtime.setting(
-            settings, "sandbox_status_delay_seconds", base.status_delay_seconds
-        ),
+        latency_ms=settings.sandbox_latency_ms,
+        throttle_burst=settings.sandbox_throttle_burst,
+        error_rate=settings.sandbox_error_rate,
+        timeout_rate=settings.sandbox_timeout_rate,
+        hang_seconds=settings.sandbox_hang_seconds,
+        failed_share=settings.sandbox_failed_share,
+        status_delay_seconds=settings.sandbox_status_delay_seconds,
     )
 
 

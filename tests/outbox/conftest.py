@@ -188,7 +188,7 @@ def meta_rig(engine: Engine, settings: Settings, vault: PhoneVault, clock: Clock
 
 
 @pytest.fixture
-def no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_rate_limit(settings: Settings) -> None:
     """Unlimited send rate for sandbox messengers built from settings."""
-    monkeypatch.setenv("SPI_SEND_RATE_PER_SECOND", "0")
-    monkeypatch.delenv("SPI_SANDBOX_URL", raising=False)
+    settings.send_rate_per_second = 0
+    settings.sandbox_url = ""
