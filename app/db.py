@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Session, SQLModel
 
 SQLModel.metadata.naming_convention = {
@@ -133,14 +133,20 @@ def is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def one_of(session: Session, column: Any, values: Collection[str]) -> ColumnElement[bool]:
-    """`column IN values`, sent to PostgreSQL as one array parameter.
+def one_of(
+    session: Session,
+    column: Any,
+    values: Collection[Any],
+    *,
+    item_type: TypeEngine[Any] | None = None,
+) -> ColumnElement[bool]:
+    """`column IN values`, sent to PostgreSQL as one array parameter (of strings by default).
 
     A long IN list is one placeholder per value that both SQLAlchemy and psycopg rewrite on every
     call; `= ANY(array)` is a single parameter and the same prepared statement each time.
     """
     if is_postgresql(session):
-        array = bindparam(None, list(values), type_=ARRAY(String))
+        array = bindparam(None, list(values), type_=ARRAY(item_type or String()))
         return column == any_(array)
     return column.in_(values)
 

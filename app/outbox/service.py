@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from cryptography.fernet import InvalidToken
-from sqlalchemy import bindparam, case, exists, func, update
+from sqlalchemy import Integer, bindparam, case, exists, func, update
 from sqlmodel import Session, col, select
 
 from app.auth.principal import cli_principal
@@ -26,6 +26,7 @@ from app.campaigns.models import Campaign, CampaignState, Round
 from app.campaigns.rounds import policy_for
 from app.campaigns.timing import SendPolicy, closed_reason, next_allowed
 from app.config import Settings
+from app.db import one_of
 from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
 from app.errors import AppError
 from app.messaging.results import SendOutcome, SendResult, backoff_seconds
@@ -41,6 +42,12 @@ S = TypeVar("S")
 _RNG = random.Random()
 
 WORKER = cli_principal("outbox-worker")
+# While a batch is being sent, its workers re-read every this many seconds who may still be
+# messaged, so a STOP (or HAPUS, or a withdrawal) committed after the claim holds within it.
+OPT_OUT_RECHECK_SECONDS = 0.1
+# A STOP's webhook answers only after this long: by then every sending worker has re-read,
+# so after the 200 nothing more leaves for that number (a request already on the wire aside).
+OPT_OUT_SETTLE_SECONDS = 3 * OPT_OUT_RECHECK_SECONDS
 MAX_ERROR_CLASS = 32
 # Campaign states whose queued deliveries a worker picks up: active ones are sent, finished
 # or purged ones are skipped. Paused and draft campaigns keep theirs queued, untouched.
@@ -222,6 +229,22 @@ def _plans(
     return plans
 
 
+def still_sendable(session: Session, *, enrolment_ids: Iterable[int]) -> set[int]:
+    """Which of these enrolments are still active and off the suppression list."""
+    ids = sorted(set(enrolment_ids))
+    if not ids:
+        return set()
+    suppressed = exists().where(col(Suppression.phone_index) == col(Enrolment.phone_index))
+    rows = session.exec(
+        select(Enrolment.id).where(
+            one_of(session, Enrolment.id, ids, item_type=Integer()),
+            col(Enrolment.status) == EnrolmentStatus.active,
+            ~suppressed,
+        )
+    )
+    return {i for i in rows.all() if i is not None}
+
+
 def claim_batch(
     session: Session,
     *,
@@ -275,6 +298,9 @@ def claim_batch(
         .outerjoin(Enrolment, col(Enrolment.id) == col(Delivery.enrolment_id))
         .where(col(Delivery.id).in_(ids))
     ).all()
+    # Send in due order (oldest first), which the database does not keep for this query.
+    position = {d_id: n for n, d_id in enumerate(ids)}
+    rows = sorted(rows, key=lambda row: position[row[0]])
     plans = _plans(session, {r[2] for r in rows}, settings, sandbox=sandbox)
 
     jobs: list[Job] = []

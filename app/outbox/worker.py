@@ -198,12 +198,17 @@ class OutboxWorker:
         deadline = batch.deadline
         halted: set[int] = set()
         gate = asyncio.Semaphore(self.messenger.concurrency)
+        # Enrolments that opted out (or were withdrawn or erased) since the claim.
+        revoked: set[int] = set()
+        await self._recheck(batch, revoked)
+        watcher = asyncio.create_task(self._watch(batch, revoked), name="outbox-opt-out-watch")
 
         async def send(job: Job) -> Outcome:
             def still_wanted() -> bool:
                 return (
                     not self.stopping
                     and job.campaign_id not in halted
+                    and job.enrolment_id not in revoked
                     and time.monotonic() < deadline
                 )
 
@@ -230,7 +235,32 @@ class OutboxWorker:
                     halted.add(job.campaign_id)
             return Outcome(job, result)
 
-        return list(await asyncio.gather(*(send(job) for job in batch.jobs)))
+        try:
+            return list(await asyncio.gather(*(send(job) for job in batch.jobs)))
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _watch(self, batch: Batch, revoked: set[int]) -> None:
+        """Re-read who may still be messaged until the batch is sent (cancelled then)."""
+        while True:
+            await asyncio.sleep(service.OPT_OUT_RECHECK_SECONDS)
+            await self._recheck(batch, revoked)
+
+    async def _recheck(self, batch: Batch, revoked: set[int]) -> None:
+        wanted = {job.enrolment_id for job in batch.jobs} - revoked
+        try:
+            sendable = await asyncio.to_thread(self._sendable_sync, wanted)
+        except Exception as exc:
+            # The claim-time check still holds; a failed re-read must not stop the round.
+            logger.warning("outbox.recheck_failed error=%s", type(exc).__name__)
+            return
+        revoked.update(wanted - sendable)
+
+    def _sendable_sync(self, enrolment_ids: set[int]) -> set[int]:
+        with session_scope(self.engine) as session:
+            return service.still_sendable(session, enrolment_ids=enrolment_ids)
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         for attempt in range(1, RECORD_TRIES + 1):

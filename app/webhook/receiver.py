@@ -10,6 +10,7 @@ is added by `document`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.db import session_scope
 from app.enrolment.phones import mask_phone
 from app.http import error_body
+from app.outbox.service import OPT_OUT_SETTLE_SECONDS
 from app.security import PhoneVault
 from app.webhook import metrics, schemas, service
 from app.webhook.coalescer import StatusCoalescer, count_summary
@@ -107,6 +109,9 @@ async def handle(app: FastAPI, body: bytes, signature: str | None) -> Answer:
             outcome = await run_in_threadpool(_process, app, batch)
             count_summary(outcome.statuses)
             replies = outcome.replies
+            if outcome.opted_out:
+                # Committed; now give sending workers time to re-read before answering.
+                await asyncio.sleep(OPT_OUT_SETTLE_SECONDS)
         elif batch.statuses:
             # Status-only (the bulk of the traffic): committed together with concurrent ones.
             await _coalescer(app).apply(batch.statuses)

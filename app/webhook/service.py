@@ -65,6 +65,7 @@ class Outcome:
     duplicates: int = 0
     without_number: int = 0
     preferences: int = 0
+    opted_out: int = 0  # STOP, HAPUS or WhatsApp's marketing stop: sending must halt at once
     statuses: statuses.StatusSummary = field(default_factory=statuses.StatusSummary)
 
 
@@ -156,6 +157,7 @@ def _handle_message(ctx: _Context, message: InboundMessage) -> None:
 
 def _stop(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
     ended = optout.stop(ctx.session, index=index, now=ctx.now)
+    ctx.outcome.opted_out += 1
     _drop_pending(ctx, index)
     # No number, not even masked: a log of who stopped would be a per-person opt-out list.
     logger.info("webhook.stop enrolments_ended=%d", ended)
@@ -236,6 +238,7 @@ def _known(texts: replies.Replies, prefix: str, value: str) -> str:
 
 def _erase(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
     erased = optout.erase(ctx.session, index=index, now=ctx.now)
+    ctx.outcome.opted_out += 1
     _drop_pending(ctx, index)
     logger.info("webhook.erase enrolments_erased=%d", erased)
     ctx.reply(e164, "erase")
@@ -332,6 +335,7 @@ def _handle_preference(ctx: _Context, preference: PreferenceEvent) -> None:
         return
     index = ctx.vault.blind_index("+" + preference.wa_id)
     if preference.value == "stop":
+        ctx.outcome.opted_out += 1
         optout.stop(
             ctx.session, index=index, now=ctx.now, source=SuppressionSource.marketing_optout
         )

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.config import Settings
+from app.outbox.service import OPT_OUT_RECHECK_SECONDS, OPT_OUT_SETTLE_SECONDS
 from app.security import PhoneVault
 from app.webhook.receiver import WebhookReceiver
 from app.webhook.security import app_secret, sign
@@ -195,3 +197,12 @@ def test_other_methods_and_paths_still_reach_the_routes(client: TestClient) -> N
     assert client.post("/webhook/whatsapp/", follow_redirects=False).status_code == 307
     assert client.post("/webhook/whatsapp/").status_code == 401
     assert client.get("/healthz").status_code == 200
+
+
+def test_a_stop_is_answered_only_after_sending_workers_have_re_read(
+    client: TestClient, settings: Settings, wa: FakeWhatsApp
+) -> None:
+    started = time.monotonic()
+    assert post(client, settings, inbound(text(WA_ID, "STOP"))).status_code == 200
+    assert time.monotonic() - started >= OPT_OUT_SETTLE_SECONDS
+    assert OPT_OUT_SETTLE_SECONDS >= 2 * OPT_OUT_RECHECK_SECONDS

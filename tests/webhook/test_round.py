@@ -3,6 +3,7 @@
 The in-process sandbox stands in for Meta; the real outbox worker claims and sends.
 """
 
+import time
 from datetime import datetime, timedelta
 
 from fastapi import FastAPI
@@ -92,3 +93,56 @@ def test_stop_during_a_round_stops_every_later_send(
     assert late_row.state == "skipped"
     # Each skipped delivery counted once, by whoever skipped it.
     assert delivery_tallies(engine)["skipped"] == 2
+
+
+def test_a_stop_in_the_middle_of_a_batch_stops_the_rest_of_it(
+    api: FastAPI, settings: Settings, engine: Engine, vault: PhoneVault, opd: str
+) -> None:
+    # Twelve reminders at 4 per second: the batch is claimed at once and takes about 3 s to
+    # send. The employee's own reminder is the last one; their STOP arrives while the others
+    # are still going out. The claim-time check cannot see it; the re-read during sending must.
+    settings.send_rate_per_second = 4
+    others = [enrol_number(engine, vault, opd, f"+628135555{n:04d}") for n in range(1, 12)]
+    mine = enrol_number(engine, vault, opd, NUMBER)
+    campaign_id, round_id = add_round_rows(engine, opd_code=opd)
+    at = _send_time(engine, campaign_id)
+    theirs = [add_delivery_row(engine, round_id=round_id, enrolment_id=e) for e in others]
+    my_delivery = add_delivery_row(engine, round_id=round_id, enrolment_id=mine)
+
+    with TestClient(api) as client:
+        sandbox: SandboxGraph = api.state.sandbox
+        worker = OutboxWorker(
+            engine=engine,
+            settings=settings,
+            messenger=api.state.whatsapp,
+            vault=api.state.vault,
+            config=WorkerConfig(batch_size=50, poll_seconds=0.01),
+            clock=lambda: at,
+        )
+        assert client.portal is not None
+        sending = client.portal.start_task_soon(worker.run_once)
+        waited = time.monotonic() + 10
+        while sum(sandbox.by_callback[d] for d in theirs) < 2:
+            assert time.monotonic() < waited, "the batch never started sending"
+            time.sleep(0.01)
+        assert sandbox.by_callback[my_delivery] == 0, "too late: the STOP must come mid-batch"
+
+        say(client, settings, "STOP")
+        received_by_the_200 = sandbox.by_callback[my_delivery]
+        assert sending.result(timeout=30) == 12
+
+    assert received_by_the_200 == 0
+    assert sandbox.by_callback[my_delivery] == 0
+    assert all(sandbox.by_callback[d] == 1 for d in theirs)
+    row = delivery(engine, my_delivery)
+    assert row is not None
+    assert row.state == "queued"  # handed back unsent; the next claim skips it
+    _run_worker_now(api, settings, engine, at)
+    row = delivery(engine, my_delivery)
+    assert row is not None
+    assert row.state == "skipped"
+
+
+def _run_worker_now(api: FastAPI, settings: Settings, engine: Engine, at: datetime) -> None:
+    with TestClient(api) as client:
+        _run_worker(client, api, settings, engine, at)
