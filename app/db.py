@@ -109,14 +109,18 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+def is_postgresql(session: Session) -> bool:
+    """Whether the session talks to PostgreSQL (else the embedded SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def increment_counter(
     session: Session, table: Any, *, keys: dict[str, Any], amount: int = 1
 ) -> None:
     """Add `amount` to a counter row identified by `keys`, creating it if absent (atomic upsert)."""
     if amount == 0:
         return
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    if is_postgresql(session):
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
@@ -126,11 +130,6 @@ def increment_counter(
         index_elements=list(keys), set_={"count": tbl.c.count + stmt.excluded.count}
     )
     session.execute(stmt)
-
-
-def is_postgresql(session: Session) -> bool:
-    """Whether the session talks to PostgreSQL (else the embedded SQLite)."""
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def one_of(

@@ -38,6 +38,7 @@ from app.audit import service as audit_service
 from app.auth.models import Role
 from app.auth.principal import Principal
 from app.campaigns.models import Round
+from app.db import is_postgresql
 from app.enrolment import service as enrolment_service
 from app.enrolment.models import (
     ConsentMethod,
@@ -65,7 +66,7 @@ _HELD = (EnrolmentStatus.active, EnrolmentStatus.opted_out)
 
 def insert_if_absent(session: Session, model: Any, values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING on the primary key; True when the row was new."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]

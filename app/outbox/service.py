@@ -26,7 +26,7 @@ from app.campaigns.models import Campaign, CampaignState, Round
 from app.campaigns.rounds import policy_for
 from app.campaigns.timing import SendPolicy, closed_reason, next_allowed
 from app.config import Settings
-from app.db import one_of
+from app.db import is_postgresql, one_of
 from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
 from app.errors import AppError
 from app.messaging.results import SendOutcome, SendResult, backoff_seconds
@@ -128,7 +128,7 @@ def _tally(session: Session, counts: Counter[tuple[int, int, str, str]], *, at: 
 def _locking(session: Session, stmt: S, *, skip_locked: bool = True) -> S:
     # PostgreSQL: concurrent workers skip each other's rows. SQLite: BEGIN IMMEDIATE (app.db)
     # already serialises writers, so the plain SELECT is safe there.
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         locked = cast(Any, stmt).with_for_update(of=Delivery, skip_locked=skip_locked)
         return cast(S, locked)
     return stmt
