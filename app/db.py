@@ -31,6 +31,9 @@ SQLModel.metadata.naming_convention = {
 }
 
 
+_READ_ONLY = "spi_read_only"
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
@@ -79,6 +82,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
+            if conn.get_execution_options().get(_READ_ONLY):
+                # A plain read: with WAL it never waits for a writer (see read_scope).
+                conn.exec_driver_sql("BEGIN")
+                return
             # IMMEDIATE takes the write lock up front, so a read-then-write transaction waits
             # (busy_timeout) instead of failing with SQLITE_BUSY_SNAPSHOT under concurrency.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -97,6 +104,23 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A session for reads only, rolled back at the end.
+
+    On SQLite it does not take the write lock that every other transaction takes up front, so
+    frequent small reads (the worker's opt-out re-read) never queue behind a long import.
+    """
+    with (
+        engine.connect().execution_options(**{_READ_ONLY: True}) as conn,
+        Session(bind=conn) as session,
+    ):
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.db import make_engine, session_scope, utcnow
+from app.db import make_engine, read_scope, session_scope, utcnow
 from app.messaging import runtime
 from app.messaging.results import SendOutcome, SendResult
 from app.messaging.runtime import Messenger
@@ -259,7 +259,7 @@ class OutboxWorker:
         revoked.update(wanted - sendable)
 
     def _sendable_sync(self, enrolment_ids: set[int]) -> set[int]:
-        with session_scope(self.engine) as session:
+        with read_scope(self.engine) as session:
             return service.still_sendable(session, enrolment_ids=enrolment_ids)
 
     async def _record(self, outcomes: list[Outcome]) -> None:
