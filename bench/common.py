@@ -2,6 +2,9 @@
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
@@ -34,3 +37,22 @@ def drop_pg_database(url: str) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@contextmanager
+def fresh_database(database: str, sqlite_file: Path) -> Iterator[str | None]:
+    """The URL of an empty database of this kind, dropped afterwards if PostgreSQL.
+
+    Yields None (said on stdout) when PostgreSQL is unreachable; SQLite uses `sqlite_file`.
+    """
+    if database == "sqlite":
+        yield f"sqlite:///{sqlite_file}"
+        return
+    if database != "postgresql":
+        raise ValueError(f"unknown database {database!r}")
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        if url is not None:
+            drop_pg_database(url)

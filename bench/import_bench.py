@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import create_pg_database, drop_pg_database
+from bench.common import fresh_database
 
 TARGET_SECONDS = 10.0
 TARGET_RSS_MB = 200.0
@@ -200,15 +200,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fresh_run(database: str, run: int, csv_path: Path, tmp: Path) -> dict[str, Any] | None:
     """One import into a new, empty database; None when PostgreSQL is unreachable."""
-    if database == "sqlite":
-        return _child_result(f"sqlite:///{tmp / f'bench-{run}.db'}", csv_path)
-    url = create_pg_database()
-    if url is None:
-        return None
-    try:
-        return _child_result(url, csv_path)
-    finally:
-        drop_pg_database(url)
+    with fresh_database(database, tmp / f"bench-{run}.db") as url:
+        return None if url is None else _child_result(url, csv_path)
 
 
 if __name__ == "__main__":

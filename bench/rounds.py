@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import create_pg_database, drop_pg_database
+from bench.common import fresh_database
 
 TARGET_SECONDS = 5.0
 TIMEZONE = "Asia/Jakarta"
@@ -221,20 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     with tempfile.TemporaryDirectory(prefix="spi-bench-") as tmp:
         for database in args.databases.split(","):
-            if database == "sqlite":
-                url: str | None = f"sqlite:///{Path(tmp) / 'rounds.db'}"
-            elif database == "postgresql":
-                url = create_pg_database()
-            else:
+            if database not in ("sqlite", "postgresql"):
                 parser.error(f"unknown database {database!r}")
-            if url is None:
-                continue
-            print(f"{database}:")
-            try:
+            with fresh_database(database, Path(tmp) / "rounds.db") as url:
+                if url is None:
+                    continue
+                print(f"{database}:")
                 results = _run_database(url, args.people, args.opds)
-            finally:
-                if database == "postgresql":
-                    drop_pg_database(url)
             for r in results:
                 ok = r["seconds"] < TARGET_SECONDS
                 failed = failed or not ok

@@ -30,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import create_pg_database, drop_pg_database
+from bench.common import fresh_database
 
 TARGET_P95 = {"postgresql": 0.200, "sqlite": 1.0}
 OPDS = 200
@@ -264,15 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     report: list[str] = []
     with tempfile.TemporaryDirectory(prefix="spi-bench-stats-") as tmp:
         for database in args.databases.split(","):
-            if database == "sqlite":
-                url: str | None = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            elif database == "postgresql":
-                url = create_pg_database()
-            else:
+            if database not in ("sqlite", "postgresql"):
                 parser.error(f"unknown database {database!r}")
-            if url is None:
-                continue
-            try:
+            with fresh_database(database, Path(tmp) / "bench.db") as url:
+                if url is None:
+                    continue
                 data = populate(url, deliveries=args.deliveries)
                 print(
                     f"{database}: {data['deliveries']:,} deliveries over {OPDS} OPDs and {DAYS} "
@@ -281,9 +277,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"({data['populate_seconds']:.1f} s to load)"
                 )
                 timings = measure(url, data, requests=args.requests, tmp=Path(tmp))
-            finally:
-                if database == "postgresql":
-                    drop_pg_database(url)
             withheld = int(timings.pop("_withheld_cells")[0])
             target = TARGET_P95[database]
             report.append(

@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import create_pg_database, drop_pg_database
+from bench.common import fresh_database
 
 APP_SECRET = "bench-app-secret-" + secrets.token_hex(8)
 TARGET_EVENTS_PER_SECOND = 2000.0
@@ -422,15 +422,8 @@ def _fresh_run(
     """One run against a freshly seeded database; None when PostgreSQL is unreachable."""
     run_dir = tmp / f"{database}-{run}"
     run_dir.mkdir()
-    if database == "sqlite":
-        return run_one(database, f"sqlite:///{run_dir / 'bench.db'}", args, run_dir)
-    url = create_pg_database()
-    if url is None:
-        return None
-    try:
-        return run_one(database, url, args, run_dir)
-    finally:
-        drop_pg_database(url)
+    with fresh_database(database, run_dir / "bench.db") as url:
+        return None if url is None else run_one(database, url, args, run_dir)
 
 
 def _meets_target(row: dict[str, Any]) -> bool:
