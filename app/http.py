@@ -69,6 +69,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
 
 
+def too_large_message(limit: int) -> str:
+    """The 413 message, naming the limit."""
+    return f"request body is larger than the limit of {limit} bytes"
+
+
 class BodySizeLimit:
     """Refuse bodies over a per-path limit with 413, also when no Content-Length is sent."""
 
@@ -111,7 +116,7 @@ class BodySizeLimit:
     @staticmethod
     async def _reject(send: Send, limit: int) -> None:
         response = JSONResponse(
-            error_body("too_large", f"request body is larger than the limit of {limit} bytes"),
+            error_body("too_large", too_large_message(limit)),
             status_code=413,
         )
         await response({"type": "http"}, _empty_receive, send)
@@ -120,7 +125,7 @@ class BodySizeLimit:
 class _TooLarge(StarletteHTTPException):
     # An HTTPException, so that FastAPI's body parsing passes it through as a 413.
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body is larger than the limit of {limit} bytes")
+        super().__init__(413, too_large_message(limit))
         self.limit = limit
 
 

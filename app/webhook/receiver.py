@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import session_scope
 from app.enrolment.phones import mask_phone
-from app.http import error_body
+from app.http import error_body, too_large_message
 from app.outbox.service import OPT_OUT_SETTLE_SECONDS
 from app.security import PhoneVault
 from app.webhook import metrics, schemas, service
@@ -63,8 +63,7 @@ class WebhookReceiver:
             return  # nothing complete arrived, so nothing is stored and nobody is waiting
         if body is None:
             metrics.REQUESTS.labels("too_large").inc()
-            message = f"request body is larger than the limit of {MAX_BODY_BYTES} bytes"
-            answer = Answer(413, error_body("too_large", message))
+            answer = Answer(413, error_body("too_large", too_large_message(MAX_BODY_BYTES)))
         else:
             answer = await handle(fastapi_app, body, _header(scope, _SIGNATURE))
         payload = json.dumps(answer.body).encode()
