@@ -53,14 +53,14 @@ class Enrolment(SQLModel, table=True):
     )
     enrolled_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    # WhatsApp said the number is not on WhatsApp (131026): kept out of later rounds, counted.
+    # WhatsApp said the number is not on WhatsApp: kept out of later rounds, counted.
     unreachable_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class SuppressionSource(StrEnum):
     stop = "stop"  # the employee's own STOP; MULAI lifts it
     erase = "erase"  # HAPUS; only a fresh DAFTAR by the owner lifts it
-    marketing_optout = "marketing_optout"  # WhatsApp reported 131050
+    marketing_optout = "marketing_optout"  # WhatsApp reported the person stopped marketing
 
 
 class Suppression(SQLModel, table=True):

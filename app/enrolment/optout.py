@@ -518,7 +518,7 @@ def change_number(
 
 
 def mark_unreachable(session: Session, *, enrolment_id: int, now: datetime) -> bool:
-    """131026: WhatsApp says the number cannot be reached; set once and counted once."""
+    """WhatsApp says the number cannot be reached; set once and counted once."""
     result = session.execute(
         update(Enrolment)
         .where(col(Enrolment.id) == enrolment_id, col(Enrolment.unreachable_at).is_(None))

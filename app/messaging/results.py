@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from app.messaging.meanings import ErrorMeaning, FailureClass, meaning_of
+
 
 class SendOutcome(StrEnum):
     """What the caller must do with a delivery after one send attempt."""
@@ -38,6 +40,28 @@ class SendResult:
     http_status: int | None = None
     retry_after_seconds: float | None = None
     per_recipient: bool = False
+
+    @property
+    def meaning(self) -> ErrorMeaning:
+        """What the error code of this answer implies for the service."""
+        return meaning_of(self.error_code)
+
+    @property
+    def failure_class(self) -> FailureClass:
+        """The counter class of a failure (read only when the delivery failed for good)."""
+        return self.meaning.failure_class
+
+    @property
+    def not_on_whatsapp(self) -> bool:
+        """Meta says the number cannot be reached on WhatsApp."""
+        return self.outcome is SendOutcome.FAILED and self.meaning.not_on_whatsapp
+
+    @property
+    def throttles_sender(self) -> bool:
+        """A retry that should hold every send of this sender, not only this person's."""
+        if self.outcome is not SendOutcome.RETRY or self.per_recipient:
+            return False
+        return self.meaning.throttles_sender or self.reason == "http_429"
 
 
 PAIR_LIMIT_CODE = 131056

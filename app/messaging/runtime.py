@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.messaging.client import GraphConfig, WhatsAppClient
 from app.messaging.ratelimit import TokenBucket
-from app.messaging.results import SendOutcome, SendResult
+from app.messaging.results import SendResult
 from app.messaging.transport import graph_http_client
 from app.sandbox.fake_graph import (
     SANDBOX_ACCESS_TOKEN,
@@ -40,8 +40,6 @@ DEV_WEBHOOK_SECRET = b"pengingat-spi-sandbox-app-secret"
 REPLY_CONNECTIONS = 4
 THROTTLE_HOLD_SECONDS = 1.0
 RECHECK_SECONDS = 0.5
-# Codes that mean the whole sender is over a limit, so every send should pause a moment.
-_SENDER_THROTTLE_CODES = frozenset({4, 80007, 130429, 131057})
 
 
 def sandbox_active(settings: Settings) -> bool:
@@ -123,8 +121,7 @@ class Messenger:
         return self._observe(result)
 
     def _observe(self, result: SendResult) -> SendResult:
-        sender_wide = result.error_code in _SENDER_THROTTLE_CODES or result.reason == "http_429"
-        if result.outcome is SendOutcome.RETRY and sender_wide and not result.per_recipient:
+        if result.throttles_sender:
             self.limiter.hold(result.retry_after_seconds or THROTTLE_HOLD_SECONDS)
         return result
 

@@ -494,7 +494,7 @@ def record_batch(
             metrics.SEND_ATTEMPTS.labels(result.outcome.value).inc()
             if result.outcome is SendOutcome.HALT:
                 halts.setdefault(job.campaign_id, halt_reason(result))
-            elif result.outcome is SendOutcome.FAILED and result.error_code == 131026:
+            elif result.not_on_whatsapp:
                 unreachable.append(job.enrolment_id)
         if state == DeliveryState.failed and result and result.outcome is SendOutcome.RETRY:
             summary.counts["retries_exhausted"] += 1
@@ -534,7 +534,7 @@ def _apply(
         row["d_wamid"] = result.wamid
         return DeliveryState.accepted, [tally.ACCEPTED]
     if result.outcome is SendOutcome.FAILED:
-        return DeliveryState.failed, [tally.failure_outcome(result.error_code)]
+        return DeliveryState.failed, [result.failure_class.value]
     if result.outcome is SendOutcome.UNKNOWN:
         return DeliveryState.unknown, [tally.UNKNOWN]
     if result.outcome is SendOutcome.HALT:
@@ -542,7 +542,7 @@ def _apply(
     attempts = job.attempts + 1
     row["d_attempts"] = attempts
     if attempts >= max_attempts:
-        return DeliveryState.failed, [tally.failure_outcome(result.error_code)]
+        return DeliveryState.failed, [result.failure_class.value]
     delay = backoff_seconds(
         job.attempts,
         minimum=result.retry_after_seconds or 0.0,

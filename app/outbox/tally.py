@@ -6,15 +6,16 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from app.db import increment_counter
+from app.messaging.meanings import FailureClass
 from app.outbox.models import DeliveryTally
 
 # Each delivery adds to "scheduled" once when created and to at most one of each later outcome.
 SCHEDULED = "scheduled"
 ACCEPTED = "accepted"
 DELIVERED = "delivered"
-FAILED_NOT_ON_WHATSAPP = "failed_not_on_whatsapp"
-FAILED_REFUSED = "failed_refused"
-FAILED_OTHER = "failed_other"
+FAILED_NOT_ON_WHATSAPP = FailureClass.NOT_ON_WHATSAPP.value
+FAILED_REFUSED = FailureClass.REFUSED.value
+FAILED_OTHER = FailureClass.OTHER.value
 UNKNOWN = "unknown"
 SKIPPED = "skipped"
 RETRIED = "retried"  # counts attempts that were retried, not deliveries
@@ -29,19 +30,6 @@ OUTCOMES = (
     SKIPPED,
     RETRIED,
 )
-
-# WhatsApp declined to deliver to this person (their settings, Meta's limits), as opposed to
-# the number not being on WhatsApp or a fault on our side.
-_REFUSED_CODES = frozenset({131047, 131049, 131050, 130472})
-
-
-def failure_outcome(error_code: int | None) -> str:
-    """The failure class of a WhatsApp error code: not on WhatsApp, refused, or other."""
-    if error_code == 131026:
-        return FAILED_NOT_ON_WHATSAPP
-    if error_code in _REFUSED_CODES:
-        return FAILED_REFUSED
-    return FAILED_OTHER
 
 
 def count_outcome(

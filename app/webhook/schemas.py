@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from app.messaging.meanings import ErrorMeaning, meaning_of
 from app.webhook.keywords import OTHER, Parsed, classify, classify_any
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
@@ -55,6 +56,11 @@ class StatusEvent:
     at: datetime | None
     recipient: str | None  # digits only
     error_code: int | None
+
+    @property
+    def meaning(self) -> ErrorMeaning:
+        """What the status's error code implies for the service."""
+        return meaning_of(self.error_code)
 
 
 @dataclass(frozen=True, slots=True)

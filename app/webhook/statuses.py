@@ -50,8 +50,6 @@ TARGET: dict[str, DeliveryState] = {
     "played": DeliveryState.delivered,
     "failed": DeliveryState.failed,
 }
-MARKETING_STOPPED = 131050
-NOT_ON_WHATSAPP = 131026
 _HORIZON = timedelta(days=7)
 
 
@@ -60,8 +58,8 @@ class StatusSummary:
     applied: int = 0  # moved a delivery forward
     unchanged: int = 0  # duplicate, older than the current state, or not a state we keep
     unmatched: int = 0  # no such delivery (unknown or already purged)
-    suppressed: int = 0  # 131050 put a number on the suppression list
-    unreachable: int = 0  # 131026 marked an enrolment unreachable
+    suppressed: int = 0  # Meta said the person stopped marketing: suppressed
+    unreachable: int = 0  # Meta said not on WhatsApp: enrolment marked unreachable
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -169,7 +167,7 @@ def apply_statuses(
         )
         if delivery is None:
             summary.unmatched += 1
-            stopped = target is DeliveryState.failed and event.error_code == MARKETING_STOPPED
+            stopped = target is DeliveryState.failed and event.meaning.stopped_marketing
             if stopped and event.recipient:
                 marketing_stopped.append(vault.blind_index("+" + event.recipient))
             continue
@@ -183,12 +181,13 @@ def apply_statuses(
         if target is DeliveryState.delivered:
             outcomes.append(outbox_tally.DELIVERED)
         if target is DeliveryState.failed:
-            outcomes.append(outbox_tally.failure_outcome(event.error_code))
+            meaning = event.meaning
+            outcomes.append(meaning.failure_class.value)
             delivery.error_code = event.error_code
-            delivery.error_class = outbox_tally.failure_outcome(event.error_code)
-            if event.error_code == NOT_ON_WHATSAPP and delivery.enrolment_id is not None:
+            delivery.error_class = meaning.failure_class.value
+            if meaning.not_on_whatsapp and delivery.enrolment_id is not None:
                 unreachable.append(delivery.enrolment_id)
-            if event.error_code == MARKETING_STOPPED:
+            if meaning.stopped_marketing:
                 index = _index_of(session, delivery, event, vault)
                 if index is not None:
                     marketing_stopped.append(index)
