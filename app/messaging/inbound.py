@@ -103,10 +103,6 @@ class Batch(Generic[Reading]):
     account_errors: int = 0
     malformed: int = 0
 
-    @property
-    def events(self) -> int:
-        return len(self.messages) + len(self.statuses) + len(self.preferences)
-
 
 def _error_code(errors: Any) -> int | None:
     if isinstance(errors, list):

@@ -25,6 +25,7 @@ from app.db import session_scope
 from app.enrolment.phones import mask_phone
 from app.http import error_body, too_large_message
 from app.messaging import inbound
+from app.messaging.results import SendOutcome, SendResult
 from app.outbox.service import OPT_OUT_SETTLE_SECONDS
 from app.security import PhoneVault
 from app.webhook import keywords, metrics, service
@@ -183,29 +184,28 @@ def _count(batch: inbound.Batch[keywords.Parsed]) -> None:
 
 async def send_replies(app: FastAPI, replies: list[service.OutgoingReply]) -> None:
     """Send replies through the shared client (ahead of reminder batches); never raises."""
+    # Unset when the app runs without its lifespan (no messenger was opened).
     whatsapp = getattr(app.state, "whatsapp", None)
-    send = getattr(whatsapp, "send_reply", None)
-    if send is None:
+    if whatsapp is None:
         metrics.REPLIES.labels("unavailable").inc(len(replies))
         logger.warning("webhook.reply_unavailable count=%d", len(replies))
         return
     for reply in replies:
         try:
-            result = await send(to=reply.to, body=reply.body)
+            result: SendResult = await whatsapp.send_reply(to=reply.to, body=reply.body)
         except Exception as exc:
             metrics.REPLIES.labels("failed").inc()
             logger.warning(
                 "webhook.reply_failed phone=%s error=%s", mask_phone(reply.to), type(exc).__name__
             )
             continue
-        outcome = getattr(result, "outcome", None)
-        ok = str(getattr(outcome, "value", outcome)) == "accepted"
+        ok = result.outcome is SendOutcome.ACCEPTED
         metrics.REPLIES.labels("sent" if ok else "failed").inc()
         if not ok:
             logger.warning(
                 "webhook.reply_not_accepted phone=%s reason=%s",
                 mask_phone(reply.to),
-                getattr(result, "reason", "?"),
+                result.reason,
             )
 
 

@@ -9,7 +9,6 @@ from enum import Enum
 from app.config import Settings
 from app.sandbox.identity import webhook_secret
 
-SIGNATURE_HEADER = "X-Hub-Signature-256"
 _PREFIX = "sha256="
 _HEADER_LENGTH = len(_PREFIX) + 64  # courier also insists on exactly 71 characters
 

@@ -140,7 +140,7 @@ def test_template_status_update() -> None:
     assert batch.account == [
         TemplateStatusUpdate(template=TEMPLATE, event="REJECTED", reason="INCORRECT_CATEGORY")
     ]
-    assert batch.events == 0
+    assert batch.messages == batch.statuses == batch.preferences == []
     assert batch.malformed == 0
 
 
