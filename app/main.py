@@ -1,6 +1,7 @@
 """The application factory: settings, keys, database, routes, error handling."""
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,9 +17,10 @@ from app.db import make_engine
 from app.enrolment.router import router as enrolment_router
 from app.http import BodySizeLimit, error_body, install_error_handlers
 from app.messaging import runtime as messaging_runtime
+from app.messaging.runtime import Messenger
 from app.opds.router import router as opds_router
 from app.outbox import worker as outbox_worker
-from app.sandbox import mount as sandbox_mount
+from app.sandbox import identity as sandbox_identity
 from app.scheduler import runner as scheduler_runner
 from app.security import PhoneVault, load_keys
 from app.stats.router import metrics_router
@@ -43,9 +45,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url)
 
+    # Meta, unless no credentials are configured: then the sandbox (below) replaces it.
+    open_whatsapp: Callable[[], Awaitable[Messenger]] = functools.partial(
+        messaging_runtime.open_messenger, settings
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.whatsapp = await messaging_runtime.open_client(app)
+        app.state.whatsapp = await open_whatsapp()
         scheduler = await scheduler_runner.start(app) if settings.scheduler_enabled else None
         worker = await outbox_worker.start(app) if settings.worker_enabled else None
         try:
@@ -53,7 +60,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         finally:
             await outbox_worker.stop(worker)
             await scheduler_runner.stop(scheduler)
-            await messaging_runtime.close_client(app.state.whatsapp)
+            await app.state.whatsapp.aclose()
 
     app = FastAPI(
         title="Pengingat SPI",
@@ -81,7 +88,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(dashboard_router)
     app.include_router(stats_router)
     app.include_router(metrics_router)
-    sandbox_mount.install(app, settings)
+    app.state.sandbox = None
+    if sandbox_identity.sandbox_active(settings):
+        # Imported only without Meta credentials: a production process never loads the fake
+        # or Meta's spec validator it checks requests with.
+        from app.sandbox import mount as sandbox_mount
+
+        open_whatsapp = sandbox_mount.install(app, settings)
 
     @app.get("/healthz", tags=["Health"])
     def healthz() -> dict[str, str]:

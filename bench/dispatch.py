@@ -182,9 +182,11 @@ def populate(url: str, people: int) -> dict[str, Any]:
 def run_worker(url: str, expected: int, duration: float | None) -> dict[str, Any]:
     """One worker until `expected` requests were made (or for `duration` seconds)."""
     from app.db import make_engine, session_scope
-    from app.messaging import runtime
     from app.outbox import service
     from app.outbox.worker import OutboxWorker
+    from app.sandbox import connect as sandbox_connect
+    from app.sandbox.graph import SandboxGraph
+    from app.sandbox.identity import webhook_secret
     from app.security import PhoneVault, load_keys
 
     settings = _settings(url)
@@ -195,7 +197,8 @@ def run_worker(url: str, expected: int, duration: float | None) -> dict[str, Any
         return CLOCK_AT + timedelta(seconds=time.time() - epoch)
 
     async def main() -> dict[str, Any]:
-        messenger = await runtime.open_messenger(settings)
+        sandbox = SandboxGraph(secret=webhook_secret(settings))
+        messenger = await sandbox_connect.open_in_process(settings, sandbox=sandbox)
         worker = OutboxWorker(
             engine=engine,
             settings=settings,

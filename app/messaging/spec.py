@@ -29,7 +29,6 @@ from referencing.jsonschema import DRAFT202012
 
 SPEC_PATH = Path(__file__).parent / "spec" / "business-messaging-api_v23.0.yaml"
 MESSAGES_PATH = "/{Version}/{Phone-Number-ID}/messages"
-WEBHOOKS_PATH = "/whatsapp/webhooks"
 _SPEC_URI = "urn:meta:whatsapp:business-messaging-api:v23.0"
 _SCHEMA_PREFIX = "#/components/schemas/"
 _MAX_MESSAGE_CHARS = 240
@@ -188,10 +187,3 @@ def validate_message_body(body: dict[str, Any]) -> list[str]:
     if body.get("type") == "template":
         errors += _template_part_errors(body.get("template"))
     return errors
-
-
-def webhook_examples() -> list[tuple[str, dict[str, Any]]]:
-    """(name, payload) pairs from paths./whatsapp/webhooks.post.requestBody examples."""
-    content = load_spec()["paths"][WEBHOOKS_PATH]["post"]["requestBody"]["content"]
-    examples = content["application/json"]["examples"]
-    return [(name, copy.deepcopy(example["value"])) for name, example in examples.items()]

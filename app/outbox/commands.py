@@ -1,11 +1,13 @@
 """`spi-reminder worker`."""
 
 import asyncio
+import functools
 
 from app.config import get_settings
 from app.logging_setup import configure_logging
 from app.outbox.worker import run_worker
-from app.sandbox.mount import GRAPH_MOUNT
+from app.sandbox import connect as sandbox_connect
+from app.sandbox.identity import GRAPH_MOUNT
 
 
 def worker() -> None:
@@ -17,4 +19,7 @@ def worker() -> None:
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
     serve_sandbox = f"http://{settings.host}:{settings.port}{GRAPH_MOUNT}"
-    asyncio.run(run_worker(settings, fallback_sandbox_url=serve_sandbox))
+    open_whatsapp = functools.partial(
+        sandbox_connect.open_for_worker, settings, fallback_sandbox_url=serve_sandbox
+    )
+    asyncio.run(run_worker(settings, open_whatsapp=open_whatsapp))

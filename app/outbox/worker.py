@@ -10,7 +10,7 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -20,7 +20,6 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from app.db import make_engine, read_scope, session_scope, utcnow
-from app.messaging import runtime
 from app.messaging.results import SendOutcome, SendResult
 from app.messaging.runtime import Messenger
 from app.outbox import service
@@ -327,13 +326,16 @@ async def run_worker(
     settings: Settings,
     *,
     engine: Engine | None = None,
+    open_whatsapp: Callable[[], Awaitable[Messenger]],
     clock: Callable[[], datetime] = utcnow,
-    fallback_sandbox_url: str = "",
 ) -> OutboxWorker:
-    """Run one standalone worker until SIGTERM/SIGINT (used by `spi-reminder worker`)."""
+    """Run one standalone worker until SIGTERM/SIGINT (used by `spi-reminder worker`).
+
+    `open_whatsapp` is the wiring's choice of Meta or the sandbox (see outbox.commands).
+    """
     owned = engine is None
     engine = engine or make_engine(settings.resolved_database_url, pool_size=4)
-    messenger = await runtime.open_messenger(settings, fallback_sandbox_url=fallback_sandbox_url)
+    messenger = await open_whatsapp()
     worker = OutboxWorker(
         engine=engine,
         settings=settings,

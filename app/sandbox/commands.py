@@ -10,9 +10,8 @@ import typer
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.logging_setup import configure_logging
-from app.messaging import runtime
 from app.sandbox import inbox
-from app.sandbox.mount import build_sandbox
+from app.sandbox.identity import sandbox_active
 
 app = typer.Typer(help="Local sandbox of Meta's WhatsApp Cloud API.")
 
@@ -49,8 +48,12 @@ def serve(
     """Run the fake Graph API on its own port (workers use it via SPI_SANDBOX_URL)."""
     import uvicorn
 
+    # Here, not at the top: every `spi-reminder` command imports this module, and only this
+    # one needs the fake and Meta's spec validator.
+    from app.sandbox.mount import build_sandbox
+
     settings = _settings()
-    if not runtime.sandbox_active(settings):
+    if not sandbox_active(settings):
         typer.echo("error: Meta credentials are set; the sandbox is off", err=True)
         raise typer.Exit(code=2)
     engine = make_engine(settings.resolved_database_url) if _has_database(settings) else None

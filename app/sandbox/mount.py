@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from app.config import Settings
-from app.messaging import runtime
-from app.sandbox.fake_graph import Faults, Renderer, SandboxGraph
+from app.messaging.runtime import Messenger
+from app.sandbox import connect
+from app.sandbox.faults import Faults
+from app.sandbox.graph import Renderer, SandboxGraph
+from app.sandbox.identity import GRAPH_MOUNT, webhook_secret
 from app.templates.models import MessageTemplate
 from app.templates.rendering import render_body
 
 logger = logging.getLogger(__name__)
 
-GRAPH_MOUNT = "/sandbox/graph"
 _TEMPLATE_CACHE_SECONDS = 60.0
 
 
@@ -57,20 +60,28 @@ def template_renderer(engine: Engine) -> Renderer:
 def build_sandbox(settings: Settings, *, engine: Engine | None) -> SandboxGraph:
     """A fake Graph API configured from the settings."""
     return SandboxGraph(
-        secret=runtime.webhook_secret(settings),
+        secret=webhook_secret(settings),
         faults=sandbox_faults(settings),
         renderer=template_renderer(engine) if engine is not None else None,
     )
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Add the sandbox routes to the app (embedded default only)."""
-    app.state.sandbox = None
-    if not runtime.sandbox_active(settings):
-        return
+def install(app: FastAPI, settings: Settings) -> Callable[[], Awaitable[Messenger]]:
+    """Add the sandbox routes to the app (no Meta credentials); return how to open its messenger.
+
+    The messenger sends to SPI_SANDBOX_URL when set, else to this app's own sandbox, whose
+    status webhooks come back to this app.
+    """
     sandbox = build_sandbox(settings, engine=app.state.engine)
     app.state.sandbox = sandbox
     for route in sandbox.sandbox_routes():
         app.router.routes.append(route)
     # Lets `spi-reminder worker` in another process share this inbox and webhook.
     app.mount(GRAPH_MOUNT, sandbox.asgi_app())
+
+    async def open_messenger() -> Messenger:
+        if settings.sandbox_url:
+            return await connect.open_standalone(settings, url=settings.sandbox_url)
+        return await connect.open_in_process(settings, sandbox=app.state.sandbox, webhook_app=app)
+
+    return open_messenger

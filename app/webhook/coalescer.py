@@ -20,9 +20,9 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from app.db import session_scope, utcnow
+from app.messaging.inbound import StatusEvent
 from app.security import PhoneVault
 from app.webhook import metrics, statuses
-from app.webhook.schemas import StatusEvent
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.db import session_scope
 from app.enrolment.phones import mask_phone
 from app.http import error_body, too_large_message
+from app.messaging import inbound
+from app.messaging.results import SendOutcome, SendResult
 from app.outbox.service import OPT_OUT_SETTLE_SECONDS
 from app.security import PhoneVault
-from app.webhook import metrics, schemas, service
+from app.webhook import keywords, metrics, service
 from app.webhook.coalescer import StatusCoalescer, count_summary
 from app.webhook.security import SignatureCheck, app_secret, check_signature
 
@@ -94,7 +96,7 @@ async def handle(app: FastAPI, body: bytes, signature: str | None) -> Answer:
         return Answer(403, error_body("forbidden", "signature mismatch"))
     try:
         # ValueError covers bad JSON, bad UTF-8 and over-long integer literals.
-        batch = schemas.parse(json.loads(body))
+        batch = inbound.parse_batch(json.loads(body), classify=keywords.classify_any)
     except (ValueError, RecursionError):
         # Nothing of the body is logged: it may hold message text.
         metrics.REQUESTS.labels("bad_body").inc()
@@ -164,13 +166,13 @@ def _coalescer(app: FastAPI) -> StatusCoalescer:
     return coalescer
 
 
-def _process(app: FastAPI, batch: schemas.Batch) -> service.Outcome:
+def _process(app: FastAPI, batch: inbound.Batch[keywords.Parsed]) -> service.Outcome:
     vault: PhoneVault = app.state.vault
     with session_scope(app.state.engine) as session:
         return service.process(session, batch=batch, vault=vault, settings=app.state.settings)
 
 
-def _count(batch: schemas.Batch) -> None:
+def _count(batch: inbound.Batch[keywords.Parsed]) -> None:
     metrics.EVENTS.labels("message").inc(len(batch.messages))
     metrics.EVENTS.labels("status").inc(len(batch.statuses))
     metrics.EVENTS.labels("preference").inc(len(batch.preferences))
@@ -182,29 +184,28 @@ def _count(batch: schemas.Batch) -> None:
 
 async def send_replies(app: FastAPI, replies: list[service.OutgoingReply]) -> None:
     """Send replies through the shared client (ahead of reminder batches); never raises."""
+    # Unset when the app runs without its lifespan (no messenger was opened).
     whatsapp = getattr(app.state, "whatsapp", None)
-    send = getattr(whatsapp, "send_reply", None)
-    if send is None:
+    if whatsapp is None:
         metrics.REPLIES.labels("unavailable").inc(len(replies))
         logger.warning("webhook.reply_unavailable count=%d", len(replies))
         return
     for reply in replies:
         try:
-            result = await send(to=reply.to, body=reply.body)
+            result: SendResult = await whatsapp.send_reply(to=reply.to, body=reply.body)
         except Exception as exc:
             metrics.REPLIES.labels("failed").inc()
             logger.warning(
                 "webhook.reply_failed phone=%s error=%s", mask_phone(reply.to), type(exc).__name__
             )
             continue
-        outcome = getattr(result, "outcome", None)
-        ok = str(getattr(outcome, "value", outcome)) == "accepted"
+        ok = result.outcome is SendOutcome.ACCEPTED
         metrics.REPLIES.labels("sent" if ok else "failed").inc()
         if not ok:
             logger.warning(
                 "webhook.reply_not_accepted phone=%s reason=%s",
                 mask_phone(reply.to),
-                getattr(result, "reason", "?"),
+                result.reason,
             )
 
 

@@ -7,8 +7,8 @@ import hmac
 from enum import Enum
 
 from app.config import Settings
+from app.sandbox.identity import webhook_secret
 
-SIGNATURE_HEADER = "X-Hub-Signature-256"
 _PREFIX = "sha256="
 _HEADER_LENGTH = len(_PREFIX) + 64  # courier also insists on exactly 71 characters
 
@@ -20,24 +20,8 @@ class SignatureCheck(Enum):
 
 
 def app_secret(settings: Settings) -> bytes:
-    """The secret webhooks are signed with: the messaging runtime's choice, else the app secret.
-
-    The runtime decides what the local sandbox signs its status webhooks with, so both sides
-    agree; until it offers `webhook_secret`, the configured Meta app secret is used.
-    """
-    from app.messaging import runtime
-
-    chooser = getattr(runtime, "webhook_secret", None)
-    if chooser is not None:
-        try:
-            secret = chooser(settings)
-        except RuntimeError:
-            return b""  # Meta credentials without an app secret: nothing can be verified
-        if isinstance(secret, str):
-            secret = secret.encode()
-        if isinstance(secret, bytes):
-            return secret
-    return settings.whatsapp_app_secret.get_secret_value().encode()
+    """The secret webhooks are signed with: the Meta app secret, or the sandbox's without one."""
+    return webhook_secret(settings)
 
 
 def sign(body: bytes, secret: bytes) -> str:

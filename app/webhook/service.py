@@ -22,13 +22,13 @@ from app.db import utcnow
 from app.enrolment import optout
 from app.enrolment.models import SuppressionSource
 from app.enrolment.phones import mask_phone
+from app.messaging.inbound import Batch, InboundMessage, MessageKind, PreferenceEvent
 from app.opds.models import Opd
 from app.security import PhoneVault
 from app.templates.rendering import format_date_id
 from app.webhook import metrics, replies, statuses
-from app.webhook.keywords import Command, Parsed
+from app.webhook.keywords import OTHER, Command, Parsed
 from app.webhook.models import AutoReplyMarker, InboundSeen, PendingSignup
-from app.webhook.schemas import Batch, InboundMessage, MessageKind, PreferenceEvent
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class _Context:
 def process(
     session: Session,
     *,
-    batch: Batch,
+    batch: Batch[Parsed],
     vault: PhoneVault,
     settings: Settings,
     now: datetime | None = None,
@@ -121,7 +121,7 @@ def _first_time(ctx: _Context, message_id: str) -> bool:
     )
 
 
-def _handle_message(ctx: _Context, message: InboundMessage) -> None:
+def _handle_message(ctx: _Context, message: InboundMessage[Parsed]) -> None:
     ctx.outcome.messages += 1
     if message.message_id is not None and not _first_time(ctx, message.message_id):
         ctx.outcome.duplicates += 1
@@ -130,29 +130,30 @@ def _handle_message(ctx: _Context, message: InboundMessage) -> None:
     if message.kind is MessageKind.ignored:
         metrics.INBOUND.labels("quiet").inc()
         return
-    if message.wa_id is None:
+    if message.sender_digits is None:
         # Only a business-scoped user id: no number to act on or answer. Never an error.
         ctx.outcome.without_number += 1
         metrics.INBOUND.labels("no_number").inc()
         return
-    e164 = "+" + message.wa_id
+    e164 = "+" + message.sender_digits
     index = ctx.vault.blind_index(e164)
     if message.kind is MessageKind.number_changed:
-        if message.new_wa_id is not None:
+        if message.new_number_digits is not None:
             optout.change_number(
                 ctx.session,
                 vault=ctx.vault,
                 old_index=index,
-                new_e164="+" + message.new_wa_id,
+                new_e164="+" + message.new_number_digits,
                 now=ctx.now,
             )
             _drop_pending(ctx, index)
         metrics.INBOUND.labels("number_changed").inc()
         return
-    command = message.parsed.command if message.kind is MessageKind.command else Command.other
+    parsed = message.reading if message.reading is not None else OTHER
+    command = parsed.command if message.kind is MessageKind.command else Command.other
     handler = _HANDLERS[command]
     metrics.INBOUND.labels(command.value).inc()
-    handler(ctx, e164, index, message.parsed)
+    handler(ctx, e164, index, parsed)
 
 
 def _stop(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
@@ -330,10 +331,10 @@ def _handle_preference(ctx: _Context, preference: PreferenceEvent) -> None:
     ctx.outcome.preferences += 1
     if "marketing" not in preference.category or preference.value not in ("stop", "resume"):
         return
-    if preference.wa_id is None:
+    if preference.user_digits is None:
         ctx.outcome.without_number += 1
         return
-    index = ctx.vault.blind_index("+" + preference.wa_id)
+    index = ctx.vault.blind_index("+" + preference.user_digits)
     if preference.value == "stop":
         ctx.outcome.opted_out += 1
         optout.stop(

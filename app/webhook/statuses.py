@@ -29,10 +29,10 @@ from app.campaigns.models import Round
 from app.db import is_postgresql, one_of
 from app.enrolment import optout
 from app.enrolment.models import Enrolment, SuppressionSource
+from app.messaging.inbound import StatusEvent
 from app.outbox import tally as outbox_tally
 from app.outbox.models import Delivery, DeliveryState
 from app.security import PhoneVault
-from app.webhook.schemas import StatusEvent
 
 RANK: dict[str, int] = {
     DeliveryState.queued: 0,

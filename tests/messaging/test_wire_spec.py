@@ -11,6 +11,7 @@ import pytest
 from app.messaging import spec
 from app.messaging.wire import template_message_body, text_message_body
 from app.security import mask_phone
+from tests.messaging.spec_examples import webhook_examples
 
 SHARED_SPEC = Path("/work/shared/whatsapp/business-messaging-api_v23.0.yaml")
 TO = "+6281234567890"
@@ -132,7 +133,7 @@ def test_validate_against_named_schemas() -> None:
 
 
 def test_webhook_examples() -> None:
-    examples = spec.webhook_examples()
+    examples = webhook_examples()
     names = [name for name, _ in examples]
     assert len(examples) == 16
     assert names[0] == "Text Message"
@@ -142,7 +143,7 @@ def test_webhook_examples() -> None:
     assert text["text"]["body"] == "Does it come in another color?"
     # Callers get copies, so the cached spec cannot be altered through them.
     examples[0][1]["object"] = "changed"
-    assert spec.webhook_examples()[0][1]["object"] == "whatsapp_business_account"
+    assert webhook_examples()[0][1]["object"] == "whatsapp_business_account"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ from app.messaging.runtime import Messenger
 from app.outbox import service
 from app.outbox.models import Delivery, DeliveryState
 from app.outbox.worker import OutboxWorker, WorkerConfig
-from app.sandbox.fake_graph import SandboxGraph
+from app.sandbox import connect as sandbox_connect
+from app.sandbox.graph import SandboxGraph
 from app.security import PhoneVault
 from tests.outbox.conftest import NOW, Clock, Rig, World, make_world
 
@@ -36,7 +37,7 @@ def rig(
     engine: Engine, settings: Settings, vault: PhoneVault, clock: Clock, sandbox: SandboxGraph
 ) -> Rig:
     async def messenger() -> Messenger:
-        return await runtime.open_messenger(settings, sandbox=sandbox)
+        return await sandbox_connect.open_in_process(settings, sandbox=sandbox)
 
     return Rig(engine, settings, vault, clock, messenger)
 
@@ -262,7 +263,7 @@ def test_stop_finishes_in_flight_sends_and_requeues_the_rest(
     sandbox.faults.latency_ms = 150
 
     async def main() -> None:
-        messenger = await runtime.open_messenger(settings, sandbox=sandbox)
+        messenger = await sandbox_connect.open_in_process(settings, sandbox=sandbox)
         messenger.concurrency = 2
         worker = OutboxWorker(
             engine=engine,

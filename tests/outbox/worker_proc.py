@@ -7,6 +7,7 @@ both values, so leases written by one are read consistently by the next.
 """
 
 import asyncio
+import functools
 import os
 import time
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from app.config import get_settings
 from app.logging_setup import configure_logging
 from app.outbox.worker import run_worker
+from app.sandbox import connect as sandbox_connect
 
 
 def main() -> None:
@@ -25,7 +27,10 @@ def main() -> None:
 
     settings = get_settings()
     configure_logging(level="INFO")
-    asyncio.run(run_worker(settings, clock=clock))
+    open_whatsapp = functools.partial(
+        sandbox_connect.open_for_worker, settings, fallback_sandbox_url=""
+    )
+    asyncio.run(run_worker(settings, open_whatsapp=open_whatsapp, clock=clock))
 
 
 if __name__ == "__main__":

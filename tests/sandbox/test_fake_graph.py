@@ -20,13 +20,9 @@ from app.messaging.client import GraphConfig, WhatsAppClient
 from app.messaging.results import SendOutcome
 from app.messaging.spec import validate_against
 from app.messaging.wire import template_message_body
-from app.sandbox.fake_graph import (
-    SANDBOX_ACCESS_TOKEN,
-    SANDBOX_PHONE_NUMBER_ID,
-    SANDBOX_WABA_ID,
-    SandboxGraph,
-    TimeoutASGITransport,
-)
+from app.sandbox.connect import TimeoutASGITransport
+from app.sandbox.graph import SandboxGraph
+from app.sandbox.identity import SANDBOX_ACCESS_TOKEN, SANDBOX_PHONE_NUMBER_ID, SANDBOX_WABA_ID
 
 T = TypeVar("T")
 TO = "+6281234567890"

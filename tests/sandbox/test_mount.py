@@ -18,11 +18,17 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.config import Settings
 from app.main import create_app
-from app.messaging import runtime
 from app.messaging.results import SendOutcome
-from app.messaging.runtime import DEV_WEBHOOK_SECRET, Messenger, webhook_secret
+from app.messaging.runtime import Messenger
 from app.outbox import worker as outbox_worker
-from app.sandbox.fake_graph import SANDBOX_ACCESS_TOKEN, SANDBOX_PHONE_NUMBER_ID, SandboxGraph
+from app.sandbox.graph import SandboxGraph
+from app.sandbox.identity import (
+    DEV_WEBHOOK_SECRET,
+    SANDBOX_ACCESS_TOKEN,
+    SANDBOX_PHONE_NUMBER_ID,
+    sandbox_active,
+    webhook_secret,
+)
 from app.security import mask_phone
 from tests.factories import add_template
 
@@ -168,8 +174,8 @@ def test_webhook_secret(settings: Settings) -> None:
     assert webhook_secret(own) == b"mine"
     unverifiable = settings.model_copy(update={"whatsapp_access_token": SecretStr("EAAG")})
     assert webhook_secret(unverifiable) == b""
-    assert runtime.sandbox_active(settings)
-    assert not runtime.sandbox_active(unverifiable)
+    assert sandbox_active(settings)
+    assert not sandbox_active(unverifiable)
 
 
 def test_sandbox_inbox_command() -> None:

@@ -12,7 +12,7 @@ import pytest
 from app.messaging.client import GraphConfig, WhatsAppClient
 from app.messaging.results import SendOutcome, SendResult, classify_response
 from app.messaging.transport import KeepAliveTransport, graph_http_client
-from app.sandbox.fake_graph import SANDBOX_ACCESS_TOKEN, SANDBOX_PHONE_NUMBER_ID, SANDBOX_WABA_ID
+from app.sandbox.identity import SANDBOX_ACCESS_TOKEN, SANDBOX_PHONE_NUMBER_ID, SANDBOX_WABA_ID
 from tests.outbox.processes import SandboxProcess, free_port, sandbox_process
 
 

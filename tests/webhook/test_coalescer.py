@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.config import Settings
+from app.messaging.inbound import StatusEvent
 from app.security import PhoneVault
 from app.webhook.coalescer import StatusCoalescer
-from app.webhook.schemas import StatusEvent
 from tests.factories import add_delivery_row, add_round_rows, enrol_number
 from tests.webhook import payloads
 from tests.webhook.helpers import delivery, delivery_tallies

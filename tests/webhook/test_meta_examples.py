@@ -14,9 +14,9 @@ from app.auth.principal import cli_principal
 from app.config import Settings
 from app.db import session_scope
 from app.enrolment import service as enrolment_service
-from app.messaging.spec import webhook_examples
 from app.opds import service as opd_service
 from app.security import PhoneVault
+from tests.messaging.spec_examples import webhook_examples
 from tests.webhook import payloads
 from tests.webhook.conftest import FakeWhatsApp
 from tests.webhook.helpers import all_stored_text

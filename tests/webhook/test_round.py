@@ -16,7 +16,7 @@ from app.campaigns.timing import next_allowed
 from app.config import Settings
 from app.db import session_scope, utcnow
 from app.outbox.worker import OutboxWorker, WorkerConfig
-from app.sandbox.fake_graph import SandboxGraph
+from app.sandbox.graph import SandboxGraph
 from app.security import PhoneVault
 from tests.factories import add_delivery_row, add_round_rows, enrol_number
 from tests.webhook.helpers import NUMBER, OTHER_NUMBER, delivery, delivery_tallies, say

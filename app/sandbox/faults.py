@@ -1,0 +1,45 @@
+"""How the sandbox misbehaves on purpose, and the Meta-shaped errors it answers with."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass
+class Faults:
+    """How the fake misbehaves; every field can be changed at run time (POST /sandbox/faults)."""
+
+    latency_ms: float = 0.0  # delay before every answer (after the message was taken)
+    throttle_burst: int = 0  # answer the next N sends with 130429
+    error_rate: float = 0.0  # share of sends answered with HTTP 503 before taking them
+    timeout_rate: float = 0.0  # share taken but answered only after hang_seconds
+    hang_seconds: float = 60.0
+    failed_share: float = 0.0  # share of taken sends that later fail with 131026
+    status_delay_seconds: float = 0.5  # from answer to the sent/delivered webhooks
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply known fields from a JSON object; unknown keys raise ValueError."""
+        known = {f.name: f.type for f in fields(self)}
+        for key, value in changes.items():
+            if key not in known:
+                raise ValueError(f"unknown fault {key!r}")
+            cast = int if key == "throttle_burst" else float
+            setattr(self, key, cast(value))
+
+
+def graph_error(
+    status: int, code: int, message: str, *, details: str = "", subcode: int | None = None
+) -> tuple[int, dict[str, Any]]:
+    """A Graph error answer shaped like Meta's: (HTTP status, body)."""
+    error: dict[str, Any] = {
+        "message": f"(#{code}) {message}",
+        "type": "OAuthException",
+        "code": code,
+        "error_data": {"messaging_product": "whatsapp", "details": details or message},
+        "fbtrace_id": secrets.token_urlsafe(12),
+    }
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return status, {"error": error}
