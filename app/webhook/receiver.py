@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.db import session_scope
 from app.enrolment.phones import mask_phone
 from app.http import error_body, too_large_message
-from app.outbox.service import OPT_OUT_SETTLE_SECONDS
+from app.outbox.claim import OPT_OUT_SETTLE_SECONDS
 from app.security import PhoneVault
 from app.webhook import metrics, schemas, service
 from app.webhook.coalescer import StatusCoalescer, count_summary
