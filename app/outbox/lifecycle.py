@@ -15,9 +15,10 @@ only moves a delivery up (`app.outbox.status_moves`).
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -33,13 +34,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as core_select
+from sqlalchemy.sql.dml import Update
 from sqlmodel import Session, col
 
 from app.db import UTCDateTime, is_postgresql
 from app.enrolment.models import Enrolment
 from app.outbox import metrics, queries, tally
 from app.outbox.models import Delivery, DeliveryState
-from app.outbox.status_moves import StatusMoves, StatusRow, plan_moves
+from app.outbox.status_moves import DEFAULT_ZONE, StatusMoves, StatusRow, plan_moves
 from app.webhook.schemas import StatusEvent
 
 logger = logging.getLogger(__name__)
@@ -229,20 +231,24 @@ def recover_expired_leases(session: Session, *, now: datetime) -> int:
 
 # -- recorded -------------------------------------------------------------------------------
 
-_RECORD = (
-    update(Delivery)
-    .where(col(Delivery.id) == bindparam("d_id"))
-    .values(
-        state=bindparam("d_state"),
-        attempts=bindparam("d_attempts"),
-        next_attempt_at=bindparam("d_next"),
-        wamid=bindparam("d_wamid"),
-        error_code=bindparam("d_code"),
-        error_class=bindparam("d_class"),
-        lease_expires_at=None,
-        claimed_by=None,
-        updated_at=bindparam("d_now"),
+
+def _update_by_id(**columns: Any) -> Update:
+    """UPDATE of one delivery by :d_id, for Core executemany (one round trip, no ORM)."""
+    return (
+        update(Delivery)
+        .where(col(Delivery.id) == bindparam("d_id"))
+        .values(lease_expires_at=None, updated_at=bindparam("d_now"), **columns)
     )
+
+
+_RECORD = _update_by_id(
+    state=bindparam("d_state"),
+    attempts=bindparam("d_attempts"),
+    next_attempt_at=bindparam("d_next"),
+    wamid=bindparam("d_wamid"),
+    error_code=bindparam("d_code"),
+    error_class=bindparam("d_class"),
+    claimed_by=None,
 )
 
 
@@ -260,18 +266,11 @@ def record_sends(session: Session, *, rows: Sequence[dict[str, object]]) -> None
 
 # -- moved by a status ----------------------------------------------------------------------
 
-# Core executemany: one statement for every changed delivery, no ORM bookkeeping.
-_STATUS_UPDATE = (
-    update(Delivery)
-    .where(col(Delivery.id) == bindparam("d_id"))
-    .values(
-        state=bindparam("d_state"),
-        wamid=bindparam("d_wamid"),
-        error_code=bindparam("d_code"),
-        error_class=bindparam("d_class"),
-        lease_expires_at=None,
-        updated_at=bindparam("d_now"),
-    )
+_STATUS_UPDATE = _update_by_id(
+    state=bindparam("d_state"),
+    wamid=bindparam("d_wamid"),
+    error_code=bindparam("d_code"),
+    error_class=bindparam("d_class"),
 )
 
 
@@ -330,21 +329,14 @@ def skip_for_opt_out(session: Session, *, enrolment_ids: Collection[int], now: d
         .returning(col(Delivery.campaign_id), col(Delivery.opd_id), col(Delivery.round_id))
         .execution_options(synchronize_session=False)
     )
-    counts: dict[tuple[int, int, int], int] = defaultdict(int)
-    for campaign_id, opd_id, round_id in session.execute(stmt).all():
-        counts[(campaign_id, opd_id, round_id)] += 1
+    skipped = session.execute(stmt).all()
     # Counted on the round zone's local day, as the worker does.
-    zones = queries.round_zones(session, {r for _, _, r in counts})
-    for (campaign_id, opd_id, round_id), amount in sorted(counts.items()):
-        tally.count_outcome(
-            session,
-            campaign_id=campaign_id,
-            opd_id=opd_id,
-            timezone=zones.get(round_id, "Asia/Jakarta"),
-            outcome=tally.SKIPPED,
-            at=now,
-            amount=amount,
-        )
+    zones = queries.round_zones(session, {round_id for _, _, round_id in skipped})
+    counts = Counter(
+        (campaign_id, opd_id, zones.get(round_id, DEFAULT_ZONE), tally.SKIPPED)
+        for campaign_id, opd_id, round_id in skipped
+    )
+    count_moves(session, counts, at=now)
     return sum(counts.values())
 
 

@@ -15,6 +15,7 @@ from app.config import Settings
 from app.db import session_scope
 from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
 from app.messaging import runtime
+from app.messaging.results import SendOutcome, SendResult
 from app.messaging.runtime import Messenger
 from app.outbox import claim, lifecycle, queries, record
 from app.outbox.models import Delivery, DeliveryState
@@ -195,8 +196,6 @@ def test_outcome_of_a_lost_lease_is_not_recorded(
         )
     with session_scope(engine) as s:
         assert lifecycle.recover_expired_leases(s, now=NOW + timedelta(seconds=31)) == 3
-    from app.messaging.results import SendOutcome, SendResult
-
     accepted = SendResult(SendOutcome.ACCEPTED, "accepted", wamid="wamid.late")
     with session_scope(engine) as s:
         summary = record.record_batch(
