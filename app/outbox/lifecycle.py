@@ -280,7 +280,12 @@ def apply_statuses(
     """Move the deliveries these statuses name (only ever up) and count each outcome once."""
     if not events:
         return StatusMoves()
-    rows = [StatusRow(*row) for row in queries.named_by_statuses(session, events)]
+    named = queries.named_by_statuses(
+        session,
+        callbacks=sorted({e.callback for e in events if e.callback}),
+        wamids=sorted({e.wamid for e in events if e.wamid}),
+    )
+    rows = [StatusRow(*row) for row in named]
     # The round's zone is the OPD's: the same local day the worker counts in.
     zones = queries.round_zones(session, {d.round_id for d in rows})
     moves, counts = plan_moves(rows, events, zones=zones, now=now)

@@ -1,7 +1,8 @@
-"""The outbox's read statements: what is due, who may still be messaged, what a status names.
+"""The outbox's statements other than delivery writes: what is due, who may still be messaged.
 
 Every statement that changes a delivery lives in `app.outbox.lifecycle`. Some reads here take a
-row lock, so that the change that follows is decided on what is current.
+row lock, so that the change that follows is decided on what is current. The one write here is
+the enrolment's unreachable mark after a send answer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from app.campaigns.models import Campaign, CampaignState, Round
 from app.db import is_postgresql, one_of
 from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
 from app.outbox.models import Delivery, DeliveryState
-from app.webhook.schemas import StatusEvent
 
 S = TypeVar("S")
 
@@ -149,13 +149,13 @@ STATUS_COLUMNS = (
 )
 
 
-def named_by_statuses(session: Session, events: Sequence[StatusEvent]) -> Sequence[Any]:
-    """The deliveries these events name (STATUS_COLUMNS), locked in id order.
+def named_by_statuses(
+    session: Session, *, callbacks: Sequence[str], wamids: Sequence[str]
+) -> Sequence[Any]:
+    """The deliveries with these public ids or wamids (STATUS_COLUMNS), locked in id order.
 
     Id order, so that two requests never deadlock on each other's rows.
     """
-    callbacks = sorted({e.callback for e in events if e.callback})
-    wamids = sorted({e.wamid for e in events if e.wamid})
     if not callbacks and not wamids:
         return []
     conditions = []
