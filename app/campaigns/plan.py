@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.campaigns import rounds
+from app.campaigns import budget, rounds
 from app.campaigns.models import Campaign
 from app.campaigns.schemas import CampaignPlan, PlannedRound, ZonePlan
 from app.campaigns.timing import planned_firings
@@ -34,7 +34,7 @@ def campaign_plan(
     for timezone in rounds.campaign_timezones(session, campaign=campaign):
         tz = ZoneInfo(timezone)
         firings = planned_firings(policy, timezone, now, limit=limit)
-        reach = rounds.reachable_counts(
+        reach = budget.reachable_counts(
             session,
             campaign=campaign,
             timezone=timezone,
@@ -43,7 +43,7 @@ def campaign_plan(
         opds = session.exec(
             select(func.count())
             .select_from(Opd)
-            .where(Opd.timezone == timezone, rounds.opd_scope(campaign.id, campaign.all_opds))
+            .where(Opd.timezone == timezone, budget.opd_scope(campaign.id, campaign.all_opds))
         ).one()
         zones.append(
             ZonePlan(

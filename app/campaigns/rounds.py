@@ -1,53 +1,34 @@
 """Turning a campaign firing into a round and its deliveries, set-based and idempotent.
 
-Invariant 9 (per-person budget) is enforced here, in one INSERT … SELECT per round: a person gets a
-delivery only while under `max_reminders` counted deliveries of the campaign and with no counted
-delivery whose round is sent less than `min_gap_days` before (or any time after) this round's
-send_at. Rounds of one campaign are created one at a time (the campaign row is locked), so two
-racing rounds cannot both see a person as eligible.
+Who a round may remind (invariant 9, the per-person budget) is decided in
+`app.campaigns.budget`; the deliveries are created by `app.outbox.lifecycle`.
 """
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (
-    ColumnElement,
-    Integer,
-    Select,
-    String,
-    case,
-    exists,
-    func,
-    insert,
-    literal,
-    literal_column,
-    or_,
-    select,
-)
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session, col
 
 from app.audit import service as audit_service
 from app.auth.principal import Principal
-from app.campaigns.models import Campaign, CampaignOpd, CampaignState, Round
+from app.campaigns import budget
+from app.campaigns.budget import opd_scope
+from app.campaigns.models import Campaign, CampaignState, Round
 from app.campaigns.timing import SendPolicy, closed_reason, next_allowed
-from app.db import UTCDateTime, is_postgresql
-from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
+from app.db import is_postgresql
 from app.errors import Conflict, Invalid
 from app.opds.models import Opd
-from app.outbox import tally
-from app.outbox.models import COUNTED_STATES, Delivery, DeliveryState
+from app.outbox import lifecycle as delivery_lifecycle
 
 logger = logging.getLogger(__name__)
 
 SCHEDULE = "schedule"
 MANUAL = "manual"
-_COUNTED = [s.value for s in COUNTED_STATES]
 
 
 def policy_for(campaign: Campaign) -> SendPolicy:
@@ -64,15 +45,6 @@ def policy_for(campaign: Campaign) -> SendPolicy:
     )
 
 
-def opd_scope(campaign_id: int, all_opds: bool) -> ColumnElement[bool]:
-    """A condition on Opd.id: the OPDs this campaign covers."""
-    if all_opds:
-        return literal(True)
-    return col(Opd.id).in_(
-        select(col(CampaignOpd.opd_id)).where(col(CampaignOpd.campaign_id) == campaign_id)
-    )
-
-
 def campaign_timezones(session: Session, *, campaign: Campaign) -> list[str]:
     """The distinct time zones of the OPDs in the campaign's scope, sorted."""
     assert campaign.id is not None
@@ -80,65 +52,6 @@ def campaign_timezones(session: Session, *, campaign: Campaign) -> list[str]:
         select(col(Opd.timezone)).where(opd_scope(campaign.id, campaign.all_opds)).distinct()
     )
     return sorted(rows.scalars().all())
-
-
-def _history(campaign_id: int) -> Subquery:
-    """Per enrolment: counted deliveries of this campaign and the latest round send time."""
-    return (
-        select(
-            col(Delivery.enrolment_id).label("enrolment_id"),
-            func.count().label("sent"),
-            func.max(col(Round.send_at)).label("last_at"),
-        )
-        .join(Round, col(Round.id) == col(Delivery.round_id))
-        .where(
-            col(Delivery.campaign_id) == campaign_id,
-            col(Delivery.state).in_(_COUNTED),
-            col(Delivery.enrolment_id).is_not(None),
-        )
-        .group_by(col(Delivery.enrolment_id))
-        .subquery("history")
-    )
-
-
-def _gap_ok(history: Subquery, campaign: Campaign, send_at: datetime) -> ColumnElement[bool]:
-    cutoff = literal(send_at - timedelta(days=campaign.min_gap_days), UTCDateTime())
-    return or_(history.c.enrolment_id.is_(None), history.c.last_at <= cutoff)
-
-
-def _eligible(campaign: Campaign, timezone: str, history: Subquery) -> Select[int | None, int]:
-    """Everyone in scope and zone who may get a reminder, before the gap rule."""
-    assert campaign.id is not None
-    return (
-        select(col(Enrolment.id), col(Enrolment.opd_id))
-        .select_from(Enrolment)
-        .join(Opd, col(Opd.id) == col(Enrolment.opd_id))
-        .outerjoin(history, history.c.enrolment_id == col(Enrolment.id))
-        .where(
-            col(Enrolment.status) == EnrolmentStatus.active.value,
-            col(Enrolment.unreachable_at).is_(None),
-            col(Enrolment.phone_index).is_not(None),
-            col(Opd.timezone) == timezone,
-            opd_scope(campaign.id, campaign.all_opds),
-            ~exists().where(col(Suppression.phone_index) == col(Enrolment.phone_index)),
-            or_(history.c.enrolment_id.is_(None), history.c.sent < campaign.max_reminders),
-        )
-    )
-
-
-def _random_public_id(session: Session) -> ColumnElement[str]:
-    # 128 random bits as 32 hex characters, generated by the database for every row.
-    if is_postgresql(session):
-        return literal_column("replace(gen_random_uuid()::text, '-', '')", String())
-    return literal_column("lower(hex(randomblob(16)))", String())
-
-
-def _lock_campaign(session: Session, campaign_id: int) -> None:
-    # Serialises round creation per campaign on PostgreSQL (SQLite's BEGIN IMMEDIATE already
-    # does), so the budget check of one round sees the deliveries of another. FOR NO KEY UPDATE
-    # leaves foreign-key checks of other writers (tallies, deliveries) unblocked.
-    stmt = select(col(Campaign.id)).where(col(Campaign.id) == campaign_id)
-    session.execute(stmt.with_for_update(key_share=True)).all()
 
 
 def _insert_round(
@@ -181,7 +94,7 @@ def create_round(
 ) -> Round | None:
     """Create the round and its deliveries; None (and nothing created) if it already exists."""
     assert campaign.id is not None
-    _lock_campaign(session, campaign.id)
+    budget.lock_campaign(session, campaign.id)
     round_id = _insert_round(
         session,
         campaign_id=campaign.id,
@@ -195,55 +108,18 @@ def create_round(
         return None
     # The round is new in this transaction, so it has no deliveries yet; uq_delivery_per_round
     # would refuse a second one per person anyway.
-    history = _history(campaign.id)
-    stamp = literal(now, UTCDateTime())
-    people = (
-        _eligible(campaign, timezone, history)
-        .with_only_columns(
-            _random_public_id(session),
-            literal(round_id, Integer()),
-            literal(campaign.id, Integer()),
-            col(Enrolment.opd_id),
-            col(Enrolment.id),
-            literal(DeliveryState.queued.value, String()),
-            literal(0, Integer()),
-            literal(send_at, UTCDateTime()),
-            stamp,
-            stamp,
-        )
-        .where(_gap_ok(history, campaign, send_at))
+    recipients = delivery_lifecycle.create_round_deliveries(
+        session,
+        round_id=round_id,
+        campaign_id=campaign.id,
+        timezone=timezone,
+        send_at=send_at,
+        now=now,
+        people=budget.people_for_round(campaign, timezone=timezone, send_at=send_at),
     )
-    columns = [
-        "public_id",
-        "round_id",
-        "campaign_id",
-        "opd_id",
-        "enrolment_id",
-        "state",
-        "attempts",
-        "next_attempt_at",
-        "created_at",
-        "updated_at",
-    ]
-    session.execute(insert(Delivery).from_select(columns, people))
-    per_opd = session.execute(
-        select(col(Delivery.opd_id), func.count())
-        .where(col(Delivery.round_id) == round_id)
-        .group_by(col(Delivery.opd_id))
-    ).all()
-    for opd_id, count in per_opd:
-        tally.count_outcome(
-            session,
-            campaign_id=campaign.id,
-            opd_id=opd_id,
-            timezone=timezone,
-            outcome=tally.SCHEDULED,
-            at=send_at,
-            amount=count,
-        )
     created = session.get(Round, round_id)
     assert created is not None
-    created.recipients = sum(count for _, count in per_opd)
+    created.recipients = recipients
     session.add(created)
     session.flush()
     logger.info(
@@ -255,22 +131,6 @@ def create_round(
         created.recipients,
     )
     return created
-
-
-def reachable_counts(
-    session: Session, *, campaign: Campaign, timezone: str, send_times: Sequence[datetime]
-) -> list[int]:
-    """How many people a round at each send time would reach now; one aggregate query."""
-    if not send_times:
-        return []
-    assert campaign.id is not None
-    history = _history(campaign.id)
-    sums = [
-        func.coalesce(func.sum(case((_gap_ok(history, campaign, at), 1), else_=0)), 0)
-        for at in send_times
-    ]
-    row = session.execute(_eligible(campaign, timezone, history).with_only_columns(*sums)).one()
-    return [int(v) for v in row]
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ class Delivery(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    # Random id sent to Meta as biz_opaque_callback_data; never an employee id.
+    # The random callback id sent with each message, so a status finds its delivery; never an
+    # employee id.
     public_id: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
     # round_id is indexed through uq_delivery_per_round. campaign_id and opd_id repeat what the
     # round and the enrolment already say, so they carry no foreign key: a round inserts

@@ -22,8 +22,9 @@ from app.config import Settings
 from app.db import make_engine, read_scope, session_scope, utcnow
 from app.messaging.results import SendOutcome, SendResult
 from app.messaging.runtime import Messenger
-from app.outbox import service
-from app.outbox.service import Job, Outcome
+from app.outbox import lifecycle, queries
+from app.outbox.claim import OPT_OUT_RECHECK_SECONDS, Job, claim_batch
+from app.outbox.record import Outcome, record_batch
 from app.security import PhoneVault, load_keys
 
 logger = logging.getLogger(__name__)
@@ -171,9 +172,9 @@ class OutboxWorker:
 
     def _claim_sync(self) -> list[Job]:
         with session_scope(self.engine) as session:
-            service.recover_expired_leases(session, now=self.clock())
+            lifecycle.recover_expired_leases(session, now=self.clock())
         with session_scope(self.engine) as session:
-            jobs, summary = service.claim_batch(
+            jobs, summary = claim_batch(
                 session,
                 worker_id=self.worker_id,
                 now=self.clock(),
@@ -244,7 +245,7 @@ class OutboxWorker:
     async def _watch(self, batch: Batch, revoked: set[int]) -> None:
         """Re-read who may still be messaged until the batch is sent (cancelled then)."""
         while True:
-            await asyncio.sleep(service.OPT_OUT_RECHECK_SECONDS)
+            await asyncio.sleep(OPT_OUT_RECHECK_SECONDS)
             await self._recheck(batch, revoked)
 
     async def _recheck(self, batch: Batch, revoked: set[int]) -> None:
@@ -259,7 +260,7 @@ class OutboxWorker:
 
     def _sendable_sync(self, enrolment_ids: set[int]) -> set[int]:
         with read_scope(self.engine) as session:
-            return service.still_sendable(session, enrolment_ids=enrolment_ids)
+            return queries.still_sendable(session, enrolment_ids=enrolment_ids)
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         for attempt in range(1, RECORD_TRIES + 1):
@@ -274,7 +275,7 @@ class OutboxWorker:
 
     def _record_sync(self, outcomes: list[Outcome]) -> None:
         with session_scope(self.engine) as session:
-            summary = service.record_batch(
+            summary = record_batch(
                 session,
                 worker_id=self.worker_id,
                 outcomes=outcomes,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, delete, func, literal, or_, update
+from sqlalchemy import ColumnElement, func, literal, or_, update
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
@@ -35,7 +35,8 @@ from app.db import UTCDateTime
 from app.enrolment import service as enrolment_service
 from app.enrolment.models import Enrolment, EnrolmentStatus
 from app.opds.models import Opd
-from app.outbox.models import Delivery
+from app.outbox import lifecycle as delivery_lifecycle
+from app.outbox import queries as outbox_queries
 from app.stats.service import campaign_end
 
 DEFAULT_AUDIT_RETENTION_DAYS = 365
@@ -142,19 +143,14 @@ def _purge_campaign(
 ) -> CampaignPurge:
     assert campaign.id is not None
     ended = campaign_end(campaign)
-    of_campaign = col(Delivery.campaign_id) == campaign.id
-    deliveries = int(
-        session.exec(select(func.count()).select_from(Delivery).where(of_campaign)).one()
-    )
+    deliveries = outbox_queries.campaign_delivery_count(session, campaign_id=campaign.id)
     erasable = _erasable_enrolments(session, campaign, ended)
     if dry_run:
         erased = int(
             session.exec(select(func.count()).select_from(Enrolment).where(erasable)).one()
         )
     else:
-        session.execute(
-            delete(Delivery).where(of_campaign).execution_options(synchronize_session=False)
-        )
+        delivery_lifecycle.purge_campaign(session, campaign_id=campaign.id)
         erased = _erase(session, erasable, now=now)
         campaign.state = CampaignState.purged
         campaign.purged_at = now

@@ -19,7 +19,14 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.db import utcnow
-from app.enrolment import optout
+from app.enrolment import (
+    erasure,
+    held_data,
+    number_change,
+    optout,
+    self_enrol,
+    suppression_list,
+)
 from app.enrolment.models import SuppressionSource
 from app.enrolment.phones import mask_phone
 from app.messaging.inbound import Batch, InboundMessage, MessageKind, PreferenceEvent
@@ -116,7 +123,7 @@ def purge_expired(session: Session, *, now: datetime) -> None:
 def _first_time(ctx: _Context, message_id: str) -> bool:
     """Record a message id (as a keyed hash); False if it was handled before."""
     key = ctx.vault.blind_index("inbound-message|" + message_id)
-    return optout.insert_if_absent(
+    return suppression_list.insert_if_absent(
         ctx.session, InboundSeen, {"key": key, "expires_at": ctx.now + SEEN_FOR}
     )
 
@@ -139,7 +146,7 @@ def _handle_message(ctx: _Context, message: InboundMessage[Parsed]) -> None:
     index = ctx.vault.blind_index(e164)
     if message.kind is MessageKind.number_changed:
         if message.new_number_digits is not None:
-            optout.change_number(
+            number_change.change_number(
                 ctx.session,
                 vault=ctx.vault,
                 old_index=index,
@@ -185,7 +192,7 @@ def _help(ctx: _Context, e164: str, _index: str, _parsed: Parsed) -> None:
 
 def _data(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
     texts = ctx.texts
-    held = optout.describe(ctx.session, vault=ctx.vault, index=index)
+    held = held_data.describe(ctx.session, vault=ctx.vault, index=index)
     blocks = [texts.render("data_header", phone=mask_phone(e164))]
     if not held.enrolments:
         blocks.append(texts.text("data_none"))
@@ -238,7 +245,7 @@ def _known(texts: replies.Replies, prefix: str, value: str) -> str:
 
 
 def _erase(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
-    erased = optout.erase(ctx.session, index=index, now=ctx.now)
+    erased = erasure.erase(ctx.session, index=index, now=ctx.now)
     ctx.outcome.opted_out += 1
     _drop_pending(ctx, index)
     logger.info("webhook.erase enrolments_erased=%d", erased)
@@ -253,7 +260,7 @@ def _signup(ctx: _Context, e164: str, index: str, parsed: Parsed) -> None:
     if opd is None:
         ctx.reply(e164, "signup_unknown_code")
         return
-    active_opd = optout.active_enrolment_opd(ctx.session, index)
+    active_opd = suppression_list.active_enrolment_opd(ctx.session, index)
     if active_opd is not None:
         ctx.reply(e164, "signup_already_enrolled", opd=_opd_name(ctx, active_opd))
         return
@@ -270,7 +277,7 @@ def _signup(ctx: _Context, e164: str, index: str, parsed: Parsed) -> None:
         hours=int(SIGNUP_VALID_FOR.total_seconds() // 3600),
         notice_version=ctx.settings.privacy_notice_version,
     )
-    suppression = optout.suppression_of(ctx.session, index)
+    suppression = suppression_list.suppression_of(ctx.session, index)
     if suppression is not None:
         note = "signup_note_erased" if suppression.source == "erase" else "signup_note_stopped"
         body = f"{body}\n\n{ctx.texts.text(note)}"
@@ -288,7 +295,7 @@ def _confirm(ctx: _Context, e164: str, index: str, parsed: Parsed) -> None:
     if signup.expires_at <= ctx.now:
         ctx.reply(e164, "confirm_expired")
         return
-    result = optout.enrol_self(
+    result = self_enrol.enrol_self(
         ctx.session,
         vault=ctx.vault,
         opd=opd,
@@ -298,9 +305,9 @@ def _confirm(ctx: _Context, e164: str, index: str, parsed: Parsed) -> None:
         regions=ctx.settings.phone_regions,
     )
     logger.info("webhook.self_enrol outcome=%s", result.outcome.value)
-    if result.outcome is optout.SelfEnrolOutcome.enrolled:
+    if result.outcome is self_enrol.SelfEnrolOutcome.enrolled:
         ctx.reply(e164, "confirm_done", opd=opd.name)
-    elif result.outcome is optout.SelfEnrolOutcome.already_enrolled:
+    elif result.outcome is self_enrol.SelfEnrolOutcome.already_enrolled:
         ctx.reply(e164, "signup_already_enrolled", opd=_opd_name(ctx, result.opd_id))
     else:
         ctx.reply(e164, "confirm_not_eligible")
@@ -310,7 +317,9 @@ def _auto_reply(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
     """At most one neutral reply per number per day; nothing else is kept."""
     day: date = ctx.now.astimezone(REPLY_DAY_ZONE).date()
     marker = ctx.vault.blind_index(f"auto-reply|{index}|{day.isoformat()}")
-    if optout.insert_if_absent(ctx.session, AutoReplyMarker, {"marker": marker, "day": day}):
+    if suppression_list.insert_if_absent(
+        ctx.session, AutoReplyMarker, {"marker": marker, "day": day}
+    ):
         ctx.reply(e164, "auto_reply")
 
 

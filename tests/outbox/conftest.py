@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from app.campaigns.models import Campaign
 from app.config import Settings
 from app.db import session_scope
 from app.messaging.client import GraphConfig, WhatsAppClient, build_http_client
@@ -86,8 +87,6 @@ def make_world(
     template_id = add_template(engine, status=template_status)
     campaign_id = add_campaign(engine, template_id=template_id, now=NOW - timedelta(days=1))
     if campaign:
-        from app.campaigns.models import Campaign
-
         with session_scope(engine) as s:
             row = s.get(Campaign, campaign_id)
             assert row is not None

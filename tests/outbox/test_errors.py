@@ -22,8 +22,8 @@ from app.enrolment.models import Enrolment
 from app.messaging import runtime
 from app.messaging.results import HALT_CODES, SendOutcome, SendResult
 from app.messaging.spec import validate_message_body
+from app.outbox.halts import HALT_TEXT, halt_reason
 from app.outbox.models import DeliveryState
-from app.outbox.service import HALT_TEXT, halt_reason
 from app.security import PhoneVault
 from tests.outbox.conftest import ACCESS_TOKEN, MESSAGES_URL, NOW, Rig, World, make_world
 

@@ -15,8 +15,9 @@ from app.config import Settings
 from app.db import session_scope
 from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
 from app.messaging import runtime
+from app.messaging.results import SendOutcome, SendResult
 from app.messaging.runtime import Messenger
-from app.outbox import service
+from app.outbox import claim, lifecycle, queries, record
 from app.outbox.models import Delivery, DeliveryState
 from app.outbox.worker import OutboxWorker, WorkerConfig
 from app.sandbox import connect as sandbox_connect
@@ -54,7 +55,7 @@ def test_round_is_sent_once_per_person(
     assert sandbox.stats()["max_per_recipient"] == 1
     assert set(sandbox.by_recipient) == set(world.phones)
     with session_scope(engine) as s:
-        counts = service.outbox_counts(s, campaign_id=world.campaign_id)
+        counts = queries.outbox_counts(s, campaign_id=world.campaign_id)
     assert counts["sent"] == counts["total"] == 20
     assert world.tallies() == {"scheduled": 20, "accepted": 20}
 
@@ -161,7 +162,7 @@ def test_a_dead_workers_deliveries_become_unknown_and_are_not_resent(
 ) -> None:
     world = make_world(engine, vault, people=3)
     with session_scope(engine) as s:
-        jobs, _ = service.claim_batch(
+        jobs, _ = claim.claim_batch(
             s,
             worker_id="dead-worker",
             now=NOW,
@@ -185,7 +186,7 @@ def test_outcome_of_a_lost_lease_is_not_recorded(
     engine: Engine, vault: PhoneVault, settings: Settings, world: World
 ) -> None:
     with session_scope(engine) as s:
-        jobs, _ = service.claim_batch(
+        jobs, _ = claim.claim_batch(
             s,
             worker_id="slow",
             now=NOW,
@@ -195,15 +196,13 @@ def test_outcome_of_a_lost_lease_is_not_recorded(
             settings=settings,
         )
     with session_scope(engine) as s:
-        assert service.recover_expired_leases(s, now=NOW + timedelta(seconds=31)) == 3
-    from app.messaging.results import SendOutcome, SendResult
-
+        assert lifecycle.recover_expired_leases(s, now=NOW + timedelta(seconds=31)) == 3
     accepted = SendResult(SendOutcome.ACCEPTED, "accepted", wamid="wamid.late")
     with session_scope(engine) as s:
-        summary = service.record_batch(
+        summary = record.record_batch(
             s,
             worker_id="slow",
-            outcomes=[service.Outcome(j, accepted) for j in jobs],
+            outcomes=[record.Outcome(j, accepted) for j in jobs],
             now=NOW + timedelta(seconds=32),
             max_attempts=3,
         )
@@ -242,9 +241,9 @@ def test_outbox_counts_per_campaign_and_in_total(engine: Engine, world: World) -
         s.execute(update(Delivery).where(col(Delivery.id) == ids[1]).values(state="delivered"))
         s.execute(update(Delivery).where(col(Delivery.id) == ids[2]).values(state="unknown"))
     with session_scope(engine) as s:
-        mine = service.outbox_counts(s, campaign_id=world.campaign_id)
-        everything = service.outbox_counts(s)
-        other = service.outbox_counts(s, campaign_id=world.campaign_id + 1)
+        mine = queries.outbox_counts(s, campaign_id=world.campaign_id)
+        everything = queries.outbox_counts(s)
+        other = queries.outbox_counts(s, campaign_id=world.campaign_id + 1)
     assert mine == everything
     assert mine["retrying"] == 1
     assert mine["queued"] == 0
@@ -317,7 +316,7 @@ def test_numbers_never_reach_the_logs(
     sandbox.faults.throttle_burst = 1
     rig.batches(1)
     with session_scope(engine) as s:
-        jobs, _ = service.claim_batch(
+        jobs, _ = claim.claim_batch(
             s,
             worker_id="w",
             now=NOW + timedelta(hours=1),

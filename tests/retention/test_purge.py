@@ -15,7 +15,7 @@ from app.audit.models import AuditEvent
 from app.auth.models import Role
 from app.campaigns.models import Campaign, CampaignState
 from app.config import get_settings
-from app.db import session_scope, utcnow
+from app.db import increment_counter, session_scope, utcnow
 from app.enrolment.models import Enrolment, EnrolmentStatus, EnrolmentTally, Suppression
 from app.outbox.models import Delivery, DeliveryTally
 from app.retention import commands, jobs
@@ -49,8 +49,6 @@ def _backdate(engine: Engine, ids: list[int], when: datetime) -> None:
 
 
 def _tally(engine: Engine, campaign: int, opd: int, day: object, outcome: str, n: int) -> None:
-    from app.db import increment_counter
-
     with session_scope(engine) as s:
         increment_counter(
             s,

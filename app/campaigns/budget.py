@@ -1,0 +1,109 @@
+"""Who may get a reminder in a round: the per-person budget, in SQL.
+
+Invariant 9 (per-person budget) is enforced here, in one INSERT … SELECT per round: a person gets a
+delivery only while under `max_reminders` counted deliveries of the campaign and with no counted
+delivery whose round is sent less than `min_gap_days` before (or any time after) this round's
+send_at. Rounds of one campaign are created one at a time (`lock_campaign`), so two racing
+rounds cannot both see a person as eligible.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, case, exists, func, literal, or_, select
+from sqlalchemy.sql.selectable import Subquery
+from sqlmodel import Session, col
+
+from app.campaigns.models import Campaign, CampaignOpd, Round
+from app.db import UTCDateTime
+from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
+from app.opds.models import Opd
+from app.outbox.models import COUNTED_STATES, Delivery
+
+_COUNTED = [s.value for s in COUNTED_STATES]
+
+
+def opd_scope(campaign_id: int, all_opds: bool) -> ColumnElement[bool]:
+    """A condition on Opd.id: the OPDs this campaign covers."""
+    if all_opds:
+        return literal(True)
+    return col(Opd.id).in_(
+        select(col(CampaignOpd.opd_id)).where(col(CampaignOpd.campaign_id) == campaign_id)
+    )
+
+
+def _history(campaign_id: int) -> Subquery:
+    """Per enrolment: counted deliveries of this campaign and the latest round send time."""
+    return (
+        select(
+            col(Delivery.enrolment_id).label("enrolment_id"),
+            func.count().label("sent"),
+            func.max(col(Round.send_at)).label("last_at"),
+        )
+        .join(Round, col(Round.id) == col(Delivery.round_id))
+        .where(
+            col(Delivery.campaign_id) == campaign_id,
+            col(Delivery.state).in_(_COUNTED),
+            col(Delivery.enrolment_id).is_not(None),
+        )
+        .group_by(col(Delivery.enrolment_id))
+        .subquery("history")
+    )
+
+
+def _gap_ok(history: Subquery, campaign: Campaign, send_at: datetime) -> ColumnElement[bool]:
+    cutoff = literal(send_at - timedelta(days=campaign.min_gap_days), UTCDateTime())
+    return or_(history.c.enrolment_id.is_(None), history.c.last_at <= cutoff)
+
+
+def _eligible(campaign: Campaign, timezone: str, history: Subquery) -> Select[int | None, int]:
+    """Everyone in scope and zone who may get a reminder, before the gap rule."""
+    assert campaign.id is not None
+    return (
+        select(col(Enrolment.id), col(Enrolment.opd_id))
+        .select_from(Enrolment)
+        .join(Opd, col(Opd.id) == col(Enrolment.opd_id))
+        .outerjoin(history, history.c.enrolment_id == col(Enrolment.id))
+        .where(
+            col(Enrolment.status) == EnrolmentStatus.active.value,
+            col(Enrolment.unreachable_at).is_(None),
+            col(Enrolment.phone_index).is_not(None),
+            col(Opd.timezone) == timezone,
+            opd_scope(campaign.id, campaign.all_opds),
+            ~exists().where(col(Suppression.phone_index) == col(Enrolment.phone_index)),
+            or_(history.c.enrolment_id.is_(None), history.c.sent < campaign.max_reminders),
+        )
+    )
+
+
+def people_for_round(
+    campaign: Campaign, *, timezone: str, send_at: datetime
+) -> Select[int | None, int]:
+    """Enrolments (rows of Enrolment) a round of the campaign sent at `send_at` may remind."""
+    assert campaign.id is not None
+    history = _history(campaign.id)
+    return _eligible(campaign, timezone, history).where(_gap_ok(history, campaign, send_at))
+
+
+def reachable_counts(
+    session: Session, *, campaign: Campaign, timezone: str, send_times: Sequence[datetime]
+) -> list[int]:
+    """How many people a round at each send time would reach now; one aggregate query."""
+    if not send_times:
+        return []
+    assert campaign.id is not None
+    history = _history(campaign.id)
+    sums = [
+        func.coalesce(func.sum(case((_gap_ok(history, campaign, at), 1), else_=0)), 0)
+        for at in send_times
+    ]
+    row = session.execute(_eligible(campaign, timezone, history).with_only_columns(*sums)).one()
+    return [int(v) for v in row]
+
+
+def lock_campaign(session: Session, campaign_id: int) -> None:
+    """Serialise round creation per campaign, so each budget check sees the other rounds."""
+    # PostgreSQL only needs it (SQLite's BEGIN IMMEDIATE already serialises). FOR NO KEY UPDATE
+    # leaves foreign-key checks of other writers (tallies, deliveries) unblocked.
+    stmt = select(col(Campaign.id)).where(col(Campaign.id) == campaign_id)
+    session.execute(stmt.with_for_update(key_share=True)).all()
