@@ -18,6 +18,7 @@ from app.campaigns.timing import SendPolicy, validate_cron
 from app.config import Settings
 from app.errors import Conflict, Invalid, NotFound
 from app.opds.models import Opd
+from app.templates import service as template_service
 from app.templates.models import MessageTemplate
 
 logger = logging.getLogger(__name__)
@@ -89,9 +90,6 @@ def _resolve_opds(session: Session, codes: Sequence[str]) -> list[Opd]:
 
 
 def _template_problem(session: Session, template_id: int) -> str | None:
-    # Imported here: the templates service also reads campaigns, keep the import one-way at load.
-    from app.templates import service as template_service
-
     template = session.get(MessageTemplate, template_id)
     if template is None:
         return f"template {template_id} does not exist"
@@ -332,8 +330,6 @@ def _transition(
 
 
 def _check_ready(session: Session, campaign: Campaign, now: datetime, settings: Settings) -> None:
-    from app.templates import service as template_service
-
     zones = rounds.campaign_timezones(session, campaign=campaign)
     if not zones:
         raise Invalid("the campaign covers no OPD yet", code="no_opds")
