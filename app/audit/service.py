@@ -3,12 +3,11 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from app.audit.models import AuditEvent
 from app.auth.principal import Principal
-from app.db import session_scope
 
 
 def record(
@@ -33,28 +32,6 @@ def record(
             detail=detail,
         )
     )
-
-
-def record_refusal(
-    engine: Engine,
-    *,
-    actor: Principal,
-    action: str,
-    object_type: str | None = None,
-    object_id: str | int | None = None,
-    reason: str,
-) -> None:
-    """Audit a refused change in its own transaction, since the request's one rolls back."""
-    with session_scope(engine) as session:
-        record(
-            session,
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            outcome="refused",
-            detail={"reason": reason},
-        )
 
 
 def list_events(
