@@ -19,7 +19,14 @@ from app.campaigns.rules import (
     zones_of,
 )
 from app.campaigns.schemas import CampaignCreate, CampaignUpdate
-from app.campaigns.service import activate, get_campaign, opd_codes, pause, resume
+from app.campaigns.service import (
+    activate,
+    get_campaign,
+    opd_codes,
+    pause,
+    resume,
+    save_and_audit,
+)
 from app.config import Settings
 from app.errors import Conflict, Invalid
 from app.opds.models import Opd
@@ -139,16 +146,13 @@ def update_campaign(
                 f"campaign is {campaign.state} and can no longer be changed",
                 code="campaign_change_not_allowed",
             )
-        campaign.updated_at = now
-        session.add(campaign)
-        session.flush()
-        audit_service.record(
+        save_and_audit(
             session,
             actor=actor,
+            campaign=campaign,
             action="campaign.update",
-            object_type="campaign",
-            object_id=campaign.id,
             detail={"fields": sorted(changes), "state": campaign.state},
+            now=now,
         )
     if target_state is not None and target_state != campaign.state:
         if target_state == CampaignState.paused:

@@ -66,6 +66,29 @@ def window_end(session: Session, *, campaign: Campaign) -> datetime:
     return window_end_in(campaign.last_day, zones)
 
 
+def save_and_audit(
+    session: Session,
+    *,
+    actor: Principal,
+    campaign: Campaign,
+    action: str,
+    detail: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Stamp updated_at, flush the campaign and audit the change."""
+    campaign.updated_at = now
+    session.add(campaign)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="campaign",
+        object_id=campaign.id,
+        detail=detail,
+    )
+
+
 def _transition(
     session: Session,
     *,
@@ -85,16 +108,13 @@ def _transition(
         )
     previous = campaign.state
     campaign.state = to
-    campaign.updated_at = now
-    session.add(campaign)
-    session.flush()
-    audit_service.record(
+    save_and_audit(
         session,
         actor=actor,
+        campaign=campaign,
         action=f"campaign.{verb}",
-        object_type="campaign",
-        object_id=campaign.id,
         detail={"from": previous, "to": to.value, **(detail or {})},
+        now=now,
     )
     return campaign
 
