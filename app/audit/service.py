@@ -2,12 +2,20 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from app.audit.models import AuditEvent
 from app.auth.principal import Principal
+
+
+class Identified(Protocol):
+    """A table row with an integer primary key `id` (set once the row is flushed)."""
+
+    @property
+    def id(self) -> int | None: ...
 
 
 def record(
@@ -31,6 +39,28 @@ def record(
             outcome=outcome,
             detail=detail,
         )
+    )
+
+
+def save_and_record(
+    session: Session,
+    *,
+    actor: Principal,
+    row: Identified,
+    action: str,
+    object_type: str,
+    detail: dict[str, object],
+) -> None:
+    """Flush a new or changed row, then append its audit event (the row has its id by then)."""
+    session.add(row)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=row.id,
+        detail=detail,
     )
 
 

@@ -77,15 +77,8 @@ def save_and_audit(
 ) -> None:
     """Stamp updated_at, flush the campaign and audit the change."""
     campaign.updated_at = now
-    session.add(campaign)
-    session.flush()
-    audit_service.record(
-        session,
-        actor=actor,
-        action=action,
-        object_type="campaign",
-        object_id=campaign.id,
-        detail=detail,
+    audit_service.save_and_record(
+        session, actor=actor, row=campaign, action=action, object_type="campaign", detail=detail
     )
 
 

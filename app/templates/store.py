@@ -30,13 +30,11 @@ def save_and_audit(
     """Flush the template (stamping updated_at when `touch`) and audit the change."""
     if touch:
         template.updated_at = utcnow()
-    session.add(template)
-    session.flush()
-    audit_service.record(
+    audit_service.save_and_record(
         session,
         actor=actor,
+        row=template,
         action=action,
         object_type="template",
-        object_id=template.id,
         detail=detail,
     )
