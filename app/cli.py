@@ -238,12 +238,8 @@ def enrol_import(
     settings = _settings()
     vault = PhoneVault(load_keys(settings))
     report = ImportReport()
-    opts = ImportOptions(
-        regions=settings.phone_regions,
-        notice_version=settings.privacy_notice_version,
-        default_consent_method=default_consent_method,
-        all_or_nothing=all_or_nothing,
-        batch_size=settings.import_batch_size,
+    opts = ImportOptions.from_settings(
+        settings, all_or_nothing=all_or_nothing, default_consent_method=default_consent_method
     )
     try:
         with _session(settings) as session, file.open("rb") as fh:

@@ -86,6 +86,7 @@ def populate(url: str, people: int) -> dict[str, Any]:
 
     from app import schema_migrations
     from app.auth.principal import cli_principal
+    from app.campaigns import editing as campaign_editing
     from app.campaigns import service as campaign_service
     from app.campaigns.models import Campaign
     from app.campaigns.rounds import MANUAL, create_round
@@ -119,7 +120,7 @@ def populate(url: str, people: int) -> dict[str, Any]:
             parameters=list(seed["parameters"]),
         )
         assert template.id is not None
-        campaign = campaign_service.create_campaign(
+        campaign = campaign_editing.create_campaign(
             s,
             actor=actor,
             data=CampaignCreate(

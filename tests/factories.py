@@ -77,6 +77,7 @@ def add_campaign(
     **fields: Any,
 ) -> int:
     """Create a campaign through the service (2026-03-01 – 04-30 by default), optionally active."""
+    from app.campaigns import editing as campaign_editing
     from app.campaigns import service as campaign_service
     from app.campaigns.schemas import CampaignCreate
     from app.config import Settings
@@ -91,7 +92,7 @@ def add_campaign(
         **fields,
     }
     with session_scope(engine) as s:
-        campaign = campaign_service.create_campaign(
+        campaign = campaign_editing.create_campaign(
             s, actor=cli_principal(), data=CampaignCreate(**values), now=now
         )
         assert campaign.id is not None

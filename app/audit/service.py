@@ -2,13 +2,20 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from app.audit.models import AuditEvent
 from app.auth.principal import Principal
-from app.db import session_scope
+
+
+class Identified(Protocol):
+    """A table row with an integer primary key `id` (set once the row is flushed)."""
+
+    @property
+    def id(self) -> int | None: ...
 
 
 def record(
@@ -35,26 +42,26 @@ def record(
     )
 
 
-def record_refusal(
-    engine: Engine,
+def save_and_record(
+    session: Session,
     *,
     actor: Principal,
+    row: Identified,
     action: str,
-    object_type: str | None = None,
-    object_id: str | int | None = None,
-    reason: str,
+    object_type: str,
+    detail: dict[str, object],
 ) -> None:
-    """Audit a refused change in its own transaction, since the request's one rolls back."""
-    with session_scope(engine) as session:
-        record(
-            session,
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            outcome="refused",
-            detail={"reason": reason},
-        )
+    """Flush a new or changed row, then append its audit event (the row has its id by then)."""
+    session.add(row)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=row.id,
+        detail=detail,
+    )
 
 
 def list_events(

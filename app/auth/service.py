@@ -33,14 +33,12 @@ def create_token(
     token = ApiToken(
         name=name.strip(), role=role.value, opd_id=opd_id, token_hash=hash_token(secret)
     )
-    session.add(token)
-    session.flush()
-    audit_service.record(
+    audit_service.save_and_record(
         session,
         actor=actor,
+        row=token,
         action="token.create",
         object_type="api_token",
-        object_id=token.id,
         detail={"role": role.value, "opd_id": opd_id},
     )
     return token, secret

@@ -10,7 +10,7 @@ from app.audit.refusals import audited_refusal
 from app.auth.dependencies import AdminDep, require_roles
 from app.auth.models import Role
 from app.auth.principal import Principal
-from app.campaigns import plan, rounds, service
+from app.campaigns import editing, plan, rounds, service
 from app.campaigns.schemas import (
     CampaignCreate,
     CampaignPlan,
@@ -48,7 +48,7 @@ def create_campaign(
 ) -> CampaignPublic:
     """Create a campaign as a draft (admin)."""
     with audited_refusal(session, actor, "campaign.create", object_type="campaign", object_id=None):
-        campaign = service.create_campaign(session, actor=actor, data=body, now=now)
+        campaign = editing.create_campaign(session, actor=actor, data=body, now=now)
     return service.to_public(session, campaign)
 
 
@@ -81,7 +81,7 @@ def update_campaign(
     with audited_refusal(
         session, actor, "campaign.update", object_type="campaign", object_id=campaign_id
     ):
-        campaign = service.update_campaign(
+        campaign = editing.update_campaign(
             session, actor=actor, campaign_id=campaign_id, data=body, now=now, settings=settings
         )
     return service.to_public(session, campaign)

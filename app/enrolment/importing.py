@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from app.audit import service as audit_service
 from app.auth.principal import Principal
+from app.config import Settings
 from app.db import copy_rows, utcnow
 from app.enrolment import service as enrolment_service
 from app.enrolment.models import Enrolment, EnrolmentStatus
@@ -96,6 +97,19 @@ class ImportOptions:
     batch_size: int  # SPI_IMPORT_BATCH_SIZE
     default_consent_method: str | None = None
     all_or_nothing: bool = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, all_or_nothing: bool, default_consent_method: str | None
+    ) -> "ImportOptions":
+        """The options of one import: the configured regions, notice version and batch size."""
+        return cls(
+            regions=settings.phone_regions,
+            notice_version=settings.privacy_notice_version,
+            default_consent_method=default_consent_method,
+            all_or_nothing=all_or_nothing,
+            batch_size=settings.import_batch_size,
+        )
 
 
 def _validate(

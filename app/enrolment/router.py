@@ -102,12 +102,8 @@ def import_enrolments_file(
     ensure_opd_scope(actor, code.upper())
     opd = opd_service.get_by_code(session, code=code)
     report = ImportReport()
-    opts = ImportOptions(
-        regions=settings.phone_regions,
-        notice_version=settings.privacy_notice_version,
-        default_consent_method=default_consent_method,
-        all_or_nothing=all_or_nothing,
-        batch_size=settings.import_batch_size,
+    opts = ImportOptions.from_settings(
+        settings, all_or_nothing=all_or_nothing, default_consent_method=default_consent_method
     )
     try:
         rows = iter_rows(file.file, filename=file.filename)

@@ -6,7 +6,7 @@ there; `/metrics` exposes it whole, plus the figures below computed per scrape. 
 before/after values, so sharing the registry does not couple them.
 
 Labels carry only fixed vocabularies (outcome classes, states, event kinds), never an id, a
-number, a name or free text; helpers map anything unexpected to "other".
+number, a name or free text; values outside a vocabulary are left out.
 
 At scrape time, with one grouped query each (they read counters and indexed states only):
 - spi_outbox_depth{state=queued|retrying|sending}: deliveries waiting in the outbox;
@@ -21,9 +21,7 @@ At scrape time, with one grouped query each (they read counters and indexed stat
 - spi_metrics_database_up (0 when the database did not answer; the figures above are then
   left out rather than reported as zero).
 With several API replicas each reports the same database figures: aggregate them with max().
-
-In-process, fed by helpers other modules call: spi_send_duration_seconds{outcome} (histogram),
-spi_campaign_pauses_total{trigger}, spi_suppressions_total{source}.
+The statements live in `app.stats.queries`.
 """
 
 from __future__ import annotations
@@ -33,60 +31,20 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Protocol
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, case, func
-from sqlalchemy import select as sa_select
-from sqlmodel import col
+from sqlalchemy import Engine
 
-from app.campaigns.models import Campaign, CampaignState
-from app.enrolment.models import EnrolmentTally
+from app.campaigns.models import CampaignState
 from app.outbox import tally
-from app.outbox.models import Delivery, DeliveryState, DeliveryTally
+from app.outbox.models import DeliveryState
+from app.stats import queries
 
 logger = logging.getLogger(__name__)
 
-SEND_OUTCOMES = ("accepted", "retry", "failed", "halt", "unknown", "other")
-PAUSE_TRIGGERS = ("whatsapp", "admin", "other")
-SUPPRESSION_SOURCES = ("stop", "marketing_optout", "erase", "other")
 ENROLMENT_EVENTS = ("enrolled", "withdrawn", "opted_out", "resumed", "erased", "unreachable")
 OUTBOX_STATES = ("queued", "retrying", "sending")
-
-SEND_DURATION = Histogram(
-    "spi_send_duration_seconds",
-    "Time from sending a message to WhatsApp's answer, by outcome class.",
-    ["outcome"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
-)
-CAMPAIGN_PAUSES = Counter(
-    "spi_campaign_pauses", "Campaigns paused, by trigger (whatsapp, admin).", ["trigger"]
-)
-SUPPRESSIONS = Counter(
-    "spi_suppressions",
-    "Numbers put on the suppression list, by source (stop, marketing_optout, erase).",
-    ["source"],
-)
-
-
-def _label(value: str, allowed: tuple[str, ...]) -> str:
-    return value if value in allowed else "other"
-
-
-def observe_send(outcome: str, seconds: float) -> None:
-    """One send to WhatsApp took `seconds` and ended in `outcome` (accepted, retry, failed,
-    halt, unknown: the worker's result classes)."""
-    SEND_DURATION.labels(_label(outcome, SEND_OUTCOMES)).observe(max(0.0, seconds))
-
-
-def count_campaign_pause(trigger: str) -> None:
-    """A campaign was paused: by WhatsApp's refusal ("whatsapp") or by an admin ("admin")."""
-    CAMPAIGN_PAUSES.labels(_label(trigger, PAUSE_TRIGGERS)).inc()
-
-
-def count_opt_out(source: str) -> None:
-    """A number went on the suppression list (stop, marketing_optout, erase)."""
-    SUPPRESSIONS.labels(_label(source, SUPPRESSION_SOURCES)).inc()
 
 
 class SchedulerStatus(Protocol):
@@ -122,39 +80,24 @@ def database_families(engine: Engine) -> list[Metric]:
     events = CounterMetricFamily(
         "spi_enrolment_events", "Enrolment events (opt-outs included).", labels=["event"]
     )
-    retrying = case((col(Delivery.attempts) > 0, 1), else_=0)
     try:
         with engine.connect() as conn:
             queued = {state: 0 for state in OUTBOX_STATES}
-            for state, retried, n in conn.execute(
-                sa_select(col(Delivery.state), retrying, func.count())
-                .where(col(Delivery.state).in_([DeliveryState.queued, DeliveryState.sending]))
-                .group_by(col(Delivery.state), retrying)
-            ):
+            for state, retried, n in queries.outbox_waiting(conn):
                 key = "sending" if state == DeliveryState.sending else "queued"
                 if key == "queued" and retried:
                     key = "retrying"
                 queued[key] += int(n)
             by_state = {state.value: 0 for state in CampaignState}
-            for state, n in conn.execute(
-                sa_select(col(Campaign.state), func.count()).group_by(col(Campaign.state))
-            ):
+            for state, n in queries.campaigns_by_state(conn):
                 if state in by_state:
                     by_state[state] += int(n)
             by_outcome = dict.fromkeys(tally.OUTCOMES, 0)
-            for outcome, n in conn.execute(
-                sa_select(col(DeliveryTally.outcome), func.sum(DeliveryTally.count)).group_by(
-                    col(DeliveryTally.outcome)
-                )
-            ):
+            for outcome, n in queries.delivery_outcome_totals(conn):
                 if outcome in by_outcome:
                     by_outcome[outcome] += int(n or 0)
             by_event = dict.fromkeys(ENROLMENT_EVENTS, 0)
-            for event, n in conn.execute(
-                sa_select(col(EnrolmentTally.event), func.sum(EnrolmentTally.count)).group_by(
-                    col(EnrolmentTally.event)
-                )
-            ):
+            for event, n in queries.enrolment_event_totals(conn):
                 if event in by_event:
                     by_event[event] += int(n or 0)
     except Exception as exc:  # the metrics must still answer when the database does not

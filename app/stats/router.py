@@ -2,11 +2,14 @@
 
 import hmac
 import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlmodel import Session
 
 from app.audit import service as audit_service
 from app.auth.dependencies import ReaderDep
@@ -19,7 +22,6 @@ from app.stats.schemas import CampaignDaily, CampaignStats
 router = APIRouter(prefix="/api/v1/stats", tags=["Statistics"])
 metrics_router = APIRouter(tags=["Health"])
 
-DEFAULT_MIN_CELL = 5
 Format = Annotated[
     Literal["json", "csv"], Query(description="csv: a file for Excel (UTF-8 with BOM)")
 ]
@@ -38,68 +40,89 @@ def min_cell(request: Request) -> int:
     return int(request.app.state.settings.stats_min_cell)
 
 
-def _csv(body: bytes, filename: str) -> Response:
-    return Response(
-        content=body,
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+@dataclass(frozen=True)
+class StatsRequest:
+    """What both statistics routes take: the campaign, the viewer, k, and the format asked for."""
+
+    campaign_id: int
+    session: Session
+    viewer: Principal
+    min_cell: int
+    format: str
+    sep: str
+
+    def answer(
+        self,
+        result: CampaignStats | CampaignDaily,
+        *,
+        csv_body: Callable[[], bytes],
+        filename: str,
+        view: str,
+    ) -> Any:
+        """The result as JSON, or as a CSV download whose export is audited."""
+        if self.format != "csv":
+            return result
+        audit_service.record(
+            self.session,
+            actor=self.viewer,
+            action="stats.export",
+            object_type="campaign",
+            object_id=self.campaign_id,
+            detail={"view": view, "format": "csv"},
+        )
+        return Response(
+            content=csv_body(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Cache-Control": "no-store",
+            },
+        )
 
 
-def _audit_export(session: SessionDep, viewer: Principal, campaign_id: int, view: str) -> None:
-    audit_service.record(
-        session,
-        actor=viewer,
-        action="stats.export",
-        object_type="campaign",
-        object_id=campaign_id,
-        detail={"view": view, "format": "csv"},
-    )
-
-
-@router.get("/campaigns/{campaign_id}", response_model=CampaignStats, responses=_CSV_RESPONSES)
-def campaign_stats(
+def stats_request(
     campaign_id: int,
     request: Request,
     session: SessionDep,
     viewer: ReaderDep,
     format: Format = "json",
     sep: Separator = ";",
-) -> Any:
+) -> StatsRequest:
+    """The common parameters of the statistics routes."""
+    return StatsRequest(campaign_id, session, viewer, min_cell(request), format, sep)
+
+
+StatsRequestDep = Annotated[StatsRequest, Depends(stats_request)]
+
+
+@router.get("/campaigns/{campaign_id}", response_model=CampaignStats, responses=_CSV_RESPONSES)
+def campaign_stats(asked: StatsRequestDep) -> Any:
     """Figures per OPD and in total; counts below k appear as "<5", linked ones as "x"."""
     stats = service.campaign_stats(
-        session, campaign_id=campaign_id, viewer=viewer, min_cell=min_cell(request)
+        asked.session, campaign_id=asked.campaign_id, viewer=asked.viewer, min_cell=asked.min_cell
     )
-    if format == "csv":
-        _audit_export(session, viewer, campaign_id, "campaign")
-        return _csv(export.campaign_csv(stats, sep=sep), f"statistik-kampanye-{campaign_id}.csv")
-    return stats
+    return asked.answer(
+        stats,
+        csv_body=lambda: export.campaign_csv(stats, sep=asked.sep),
+        filename=f"statistik-kampanye-{asked.campaign_id}.csv",
+        view="campaign",
+    )
 
 
 @router.get(
     "/campaigns/{campaign_id}/daily", response_model=CampaignDaily, responses=_CSV_RESPONSES
 )
-def campaign_daily(
-    campaign_id: int,
-    request: Request,
-    session: SessionDep,
-    viewer: ReaderDep,
-    format: Format = "json",
-    sep: Separator = ";",
-) -> Any:
+def campaign_daily(asked: StatsRequestDep) -> Any:
     """The same outcomes per day (the viewer's OPDs together), and their total."""
     daily = service.campaign_daily(
-        session, campaign_id=campaign_id, viewer=viewer, min_cell=min_cell(request)
+        asked.session, campaign_id=asked.campaign_id, viewer=asked.viewer, min_cell=asked.min_cell
     )
-    if format == "csv":
-        _audit_export(session, viewer, campaign_id, "daily")
-        return _csv(
-            export.daily_csv(daily, sep=sep), f"statistik-harian-kampanye-{campaign_id}.csv"
-        )
-    return daily
+    return asked.answer(
+        daily,
+        csv_body=lambda: export.daily_csv(daily, sep=asked.sep),
+        filename=f"statistik-harian-kampanye-{asked.campaign_id}.csv",
+        view="daily",
+    )
 
 
 # --- /metrics -----------------------------------------------------------------------------------
@@ -143,7 +166,7 @@ def require_metrics_access(request: Request) -> None:
 def prometheus_metrics(request: Request) -> Response:
     """Prometheus metrics (aggregate counts only; no label carries an id, number or name)."""
     require_metrics_access(request)
-    body = metrics.exposition(
-        getattr(request.app.state, "engine", None), getattr(request.app.state, "scheduler", None)
-    )
+    # The scheduler handle exists only in a process that runs the scheduler.
+    scheduler = getattr(request.app.state, "scheduler", None)
+    body = metrics.exposition(request.app.state.engine, scheduler)
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)

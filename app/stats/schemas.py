@@ -13,37 +13,43 @@ from pydantic import BaseModel, Field
 Count = int | str
 Rate = float | str | None
 
+# Indonesian column headers of every count.
+_COUNT_HEADERS = {
+    "enrolled": "Terdaftar aktif",
+    "opted_out": "Berhenti (STOP)",
+    "unreachable": "Tidak terjangkau",
+    "scheduled": "Pengingat dijadwalkan",
+    "accepted": "Diterima WhatsApp",
+    "delivered": "Terkirim",
+    "failed_not_on_whatsapp": "Gagal: bukan nomor WhatsApp",
+    "failed_refused": "Gagal: ditolak WhatsApp",
+    "failed_other": "Gagal: lainnya",
+    "unknown": "Tidak diketahui",
+    "skipped": "Dilewati",
+    "pending": "Menunggu",
+}
+_OUTCOMES = (
+    "scheduled",
+    "accepted",
+    "delivered",
+    "failed_not_on_whatsapp",
+    "failed_refused",
+    "failed_other",
+    "unknown",
+    "skipped",
+)
 # Measures of the per-OPD table, in column order, with their Indonesian headers.
-CAMPAIGN_COUNTS: tuple[tuple[str, str], ...] = (
-    ("enrolled", "Terdaftar aktif"),
-    ("opted_out", "Berhenti (STOP)"),
-    ("unreachable", "Tidak terjangkau"),
-    ("scheduled", "Pengingat dijadwalkan"),
-    ("accepted", "Diterima WhatsApp"),
-    ("delivered", "Terkirim"),
-    ("failed_not_on_whatsapp", "Gagal: bukan nomor WhatsApp"),
-    ("failed_refused", "Gagal: ditolak WhatsApp"),
-    ("failed_other", "Gagal: lainnya"),
-    ("unknown", "Tidak diketahui"),
-    ("skipped", "Dilewati"),
-    ("pending", "Menunggu"),
+CAMPAIGN_COUNTS: tuple[tuple[str, str], ...] = tuple(
+    (key, _COUNT_HEADERS[key])
+    for key in ("enrolled", "opted_out", "unreachable", *_OUTCOMES, "pending")
 )
 CAMPAIGN_RATES: tuple[tuple[str, str], ...] = (
     ("delivery_rate", "Tingkat terkirim (%)"),
     ("opt_out_rate", "Tingkat berhenti (%)"),
 )
 # Measures of the per-day table: outcomes counted on the day they happened.
-DAILY_COUNTS: tuple[tuple[str, str], ...] = (
-    ("scheduled", "Pengingat dijadwalkan"),
-    ("accepted", "Diterima WhatsApp"),
-    ("delivered", "Terkirim"),
-    ("failed_not_on_whatsapp", "Gagal: bukan nomor WhatsApp"),
-    ("failed_refused", "Gagal: ditolak WhatsApp"),
-    ("failed_other", "Gagal: lainnya"),
-    ("unknown", "Tidak diketahui"),
-    ("skipped", "Dilewati"),
-    ("opted_out", "Berhenti (STOP)"),
-    ("unreachable", "Tidak terjangkau"),
+DAILY_COUNTS: tuple[tuple[str, str], ...] = tuple(
+    (key, _COUNT_HEADERS[key]) for key in (*_OUTCOMES, "opted_out", "unreachable")
 )
 
 

@@ -35,10 +35,10 @@ on random tables with many small values):
    rule (a ``"<k"`` cell lies in 1..k-1, an ``"x"`` cell is some count ≥ 0): bounds are
    propagated through every equation until stable, and for every connected group of at most
    ``LP_MAX_CELLS`` withheld cells a linear program decides exactly which cells can move at all
-   (``app.stats.lp``); a cell that cannot is treated as disclosed. Larger groups (big tables
-   with many small cells, where the published totals leave ample slack) get the propagation
-   only. The tests confirm on small tables, by exhaustive integer search, that every withheld
-   cell keeps at least two possible values.
+   (``app.stats.lp``; the checks are in ``app.stats.disclosure``); a cell that cannot is
+   treated as disclosed. Larger groups (big tables with many small cells, where the published
+   totals leave ample slack) get the propagation only. The tests confirm on small tables, by
+   exhaustive integer search, that every withheld cell keeps at least two possible values.
 
 Whenever a check finds a disclosed cell, the smallest published cell of the equation that
 disclosed it is withheld too (non-zero before zero, parts before totals); for a cell pinned by
@@ -55,66 +55,11 @@ protected on its own, for the tables one viewer gets together.
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 
-from app.stats import lp
-
-_PRIME = (1 << 61) - 1
-LP_MAX_CELLS = 40
-_MAX_PROPAGATION_ROUNDS = 200
-COMPLEMENTARY_MARKER = "x"
-
-
-class Mark(StrEnum):
-    published = "published"
-    small = "small"
-    complementary = "complementary"
-
-
-def small_marker(k: int) -> str:
-    """How a primary-suppressed count is shown: "<5" for k = 5."""
-    return f"<{k}"
-
-
-def display(value: int, mark: Mark, *, k: int) -> int | str:
-    """The value as published: the number, "<k" or "x"."""
-    if mark is Mark.published:
-        return value
-    return small_marker(k) if mark is Mark.small else COMPLEMENTARY_MARKER
-
-
-@dataclass
-class System:
-    """Cells and the additive equations that link them."""
-
-    values: list[int] = field(default_factory=list)
-    is_total: list[bool] = field(default_factory=list)
-    equations: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
-
-    def cell(self, value: int, *, total: bool = False) -> int:
-        """Add a cell; returns its id."""
-        if value < 0:
-            raise ValueError("counts are never negative")
-        self.values.append(int(value))
-        self.is_total.append(total)
-        return len(self.values) - 1
-
-    def equation(self, total: int, parts: Sequence[int]) -> None:
-        """Declare values[total] == sum(values[parts]); refuses an equation that does not hold."""
-        parts = tuple(parts)
-        if not parts or total in parts or len(set(parts)) != len(parts):
-            raise ValueError("an equation needs distinct parts other than its total")
-        if self.values[total] != sum(self.values[p] for p in parts):
-            raise ValueError("equation does not hold for the given values")
-        self.equations.append((total, parts))
-
-    def members(self) -> list[list[tuple[int, int]]]:
-        """Each equation as signed members: +1 for the total, -1 for the parts (sum = 0)."""
-        return [[(t, 1), *((p, -1) for p in parts)] for t, parts in self.equations]
+from app.stats import disclosure
+from app.stats.cells import Mark, System
 
 
 def protect(system: System, *, k: int) -> list[Mark]:
@@ -192,13 +137,15 @@ def protect(system: System, *, k: int) -> list[Mark]:
         return chosen
 
     while True:
-        _fix_single_withheld(eq_members, cell_eqs, marks, cost)
-        disclosed: dict[int, int | None] = dict.fromkeys(_linearly_determined(eq_members, marks))
+        disclosure.fix_single_withheld(eq_members, cell_eqs, marks, cost)
+        disclosed: dict[int, int | None] = dict.fromkeys(
+            disclosure.linearly_determined(eq_members, marks)
+        )
         slack = not disclosed
         if not disclosed:
-            disclosed = dict(_pinned_by_bounds(values, marks, eq_members, k))
+            disclosed = dict(disclosure.pinned_by_bounds(values, marks, eq_members, k))
         if not disclosed:
-            disclosed = dict.fromkeys(_pinned_by_lp(values, marks, eq_members, k))
+            disclosed = dict.fromkeys(disclosure.pinned_by_lp(values, marks, eq_members, k))
         if not disclosed:
             return marks
         # Repair several disclosed cells per round, but only ones whose disclosing equation
@@ -218,188 +165,6 @@ def protect(system: System, *, k: int) -> list[Mark]:
             touched.update(cell_eqs[changed])
         if not repaired:
             return marks  # everything around them is withheld and unlabelled already
-
-
-def _fix_single_withheld(
-    eq_members: list[list[tuple[int, int]]],
-    cell_eqs: list[list[int]],
-    marks: list[Mark],
-    cost: Callable[[int], tuple[bool, bool, int, int]],
-) -> None:
-    """Guarantee 2, cheaply: give every equation with one withheld cell a second one."""
-    count = [sum(marks[c] is not Mark.published for c, _ in m) for m in eq_members]
-    queue = deque(e for e, n in enumerate(count) if n == 1)
-    while queue:
-        e = queue.popleft()
-        if count[e] != 1:
-            continue
-        candidates = [c for c, _ in eq_members[e] if marks[c] is Mark.published]
-        if not candidates:
-            continue
-        chosen = min(candidates, key=cost)
-        marks[chosen] = Mark.complementary
-        for e2 in cell_eqs[chosen]:
-            count[e2] += 1
-            if count[e2] == 1:
-                queue.append(e2)
-
-
-def _linearly_determined(eq_members: list[list[tuple[int, int]]], marks: list[Mark]) -> list[int]:
-    """Withheld cells fixed by the equations alone (reduced row echelon form mod a prime)."""
-    rows: list[dict[int, int]] = []
-    frequency: dict[int, int] = {}
-    for members in eq_members:
-        raw: dict[int, int] = {}
-        for c, coef in members:
-            if marks[c] is not Mark.published:
-                raw[c] = (raw.get(c, 0) + coef) % _PRIME
-        raw = {c: v for c, v in raw.items() if v}
-        if raw:
-            rows.append(raw)
-            for c in raw:
-                frequency[c] = frequency.get(c, 0) + 1
-    # Short rows first and, as pivot, the variable in the fewest equations: little fill-in.
-    rows.sort(key=len)
-    pivots: dict[int, dict[int, int]] = {}
-    occurs: dict[int, set[int]] = {}  # variable -> pivots whose row mentions it
-    for row in rows:
-        for pv in [c for c in row if c in pivots]:
-            factor = row.get(pv, 0)
-            if not factor:
-                continue
-            for c, v in pivots[pv].items():
-                nv = (row.get(c, 0) - factor * v) % _PRIME
-                if nv:
-                    row[c] = nv
-                else:
-                    row.pop(c, None)
-        if not row:
-            continue
-        p = min(row, key=lambda c: (frequency[c], c))
-        inv = pow(row[p], _PRIME - 2, _PRIME)
-        row = {c: v * inv % _PRIME for c, v in row.items()}
-        for q in list(occurs.get(p, ())):
-            other = pivots[q]
-            factor = other[p]
-            for c, v in row.items():
-                nv = (other.get(c, 0) - factor * v) % _PRIME
-                if nv:
-                    if c not in other:
-                        occurs.setdefault(c, set()).add(q)
-                    other[c] = nv
-                elif c in other:
-                    del other[c]
-                    occurs[c].discard(q)
-        pivots[p] = row
-        for c in row:
-            occurs.setdefault(c, set()).add(p)
-    return [p for p, r in pivots.items() if len(r) == 1]
-
-
-def _pinned_by_bounds(
-    values: list[int], marks: list[Mark], eq_members: list[list[tuple[int, int]]], k: int
-) -> dict[int, int]:
-    """Withheld cells whose possible range, as a reader who knows the rule sees it, is one
-    value; each with the equation that pinned it."""
-    inf = math.inf
-    lo: dict[int, float] = {}
-    hi: dict[int, float] = {}
-    for c, mark in enumerate(marks):
-        if mark is Mark.small:
-            lo[c], hi[c] = 1, k - 1
-        elif mark is Mark.complementary:
-            lo[c], hi[c] = 0, inf
-    lines: dict[int, tuple[int, list[tuple[int, int]]]] = {}
-    lines_of: dict[int, list[int]] = {}
-    for e, members in enumerate(eq_members):
-        withheld = [(c, coef) for c, coef in members if marks[c] is not Mark.published]
-        if withheld:
-            rest = -sum(coef * values[c] for c, coef in members if marks[c] is Mark.published)
-            lines[e] = (rest, withheld)
-            for c, _ in withheld:
-                lines_of.setdefault(c, []).append(e)
-    pinned: dict[int, int] = {}
-    queue = deque(lines)
-    queued = set(lines)
-    budget = _MAX_PROPAGATION_ROUNDS * max(1, len(lines))
-    while queue and budget > 0:
-        budget -= 1
-        e = queue.popleft()
-        queued.discard(e)
-        rest, withheld = lines[e]
-        # sum(coef * x) == rest; the range of each term, then of the others' sum
-        t_lo = [coef * lo[c] if coef > 0 else -hi[c] for c, coef in withheld]
-        t_hi = [coef * hi[c] if coef > 0 else -lo[c] for c, coef in withheld]
-        lo_inf = sum(1 for v in t_lo if v == -inf)
-        hi_inf = sum(1 for v in t_hi if v == inf)
-        lo_fin = sum(v for v in t_lo if v != -inf)
-        hi_fin = sum(v for v in t_hi if v != inf)
-        for i, (c, coef) in enumerate(withheld):
-            if lo_inf - (t_lo[i] == -inf):
-                others_lo = -inf
-            else:
-                others_lo = lo_fin - (t_lo[i] if t_lo[i] != -inf else 0)
-            if hi_inf - (t_hi[i] == inf):
-                others_hi = inf
-            else:
-                others_hi = hi_fin - (t_hi[i] if t_hi[i] != inf else 0)
-            term_lo, term_hi = rest - others_hi, rest - others_lo
-            new_lo, new_hi = (term_lo, term_hi) if coef > 0 else (-term_hi, -term_lo)
-            new_lo = max(lo[c], math.ceil(new_lo) if new_lo != -inf else -inf)
-            new_hi = min(hi[c], math.floor(new_hi) if new_hi != inf else inf)
-            if new_lo > new_hi:  # inconsistent: cannot happen for tables that add up
-                return {}
-            if new_lo != lo[c] or new_hi != hi[c]:
-                lo[c], hi[c] = new_lo, new_hi
-                if new_lo == new_hi and c not in pinned:
-                    pinned[c] = e
-                for e2 in lines_of[c]:
-                    if e2 != e and e2 not in queued:
-                        queue.append(e2)
-                        queued.add(e2)
-    return pinned
-
-
-def _pinned_by_lp(
-    values: list[int], marks: list[Mark], eq_members: list[list[tuple[int, int]]], k: int
-) -> list[int]:
-    """Guarantee 4 in full (linear programming) for withheld components of at most
-    LP_MAX_CELLS cells; larger ones rely on the bounds propagation above."""
-    parent: dict[int, int] = {c: c for c, m in enumerate(marks) if m is not Mark.published}
-
-    def find(c: int) -> int:
-        while parent[c] != c:
-            parent[c] = parent[parent[c]]
-            c = parent[c]
-        return c
-
-    rows: list[dict[int, int]] = []
-    for members in eq_members:
-        row: dict[int, int] = {}
-        for c, coef in members:
-            if marks[c] is not Mark.published:
-                row[c] = row.get(c, 0) + coef
-        if row:
-            rows.append(row)
-            first, *rest = row
-            for c in rest:
-                parent[find(c)] = find(first)
-    components: dict[int, list[int]] = {}
-    for c in parent:
-        components.setdefault(find(c), []).append(c)
-    by_root: dict[int, list[dict[int, int]]] = {}
-    for row in rows:
-        by_root.setdefault(find(next(iter(row))), []).append(row)
-    pinned: list[int] = []
-    for root, cells in components.items():
-        if len(cells) > LP_MAX_CELLS:
-            continue
-        lower = {c for c in cells if values[c] == (1 if marks[c] is Mark.small else 0)}
-        upper = {c for c in cells if marks[c] is Mark.small and values[c] == k - 1}
-        if not lower and not upper:
-            continue  # no bound is tight: the linear check already decided
-        pinned += lp.pinned_in_component(cells, by_root.get(root, []), lower, upper)
-    return pinned
 
 
 @dataclass(frozen=True)
@@ -468,32 +233,3 @@ def add_table(
             if len(row_total_ids) > 1:
                 system.equation(grand, row_total_ids)
     return TableIds(cells=cells, total_row=totals, row_totals=row_total_ids, grand_total=grand)
-
-
-@dataclass(frozen=True)
-class TableMarks:
-    """Marks of one table: cells, column totals, and row totals / grand total if any."""
-
-    cells: list[list[Mark]]
-    column_totals: list[Mark]
-    row_totals: list[Mark] | None
-    grand_total: Mark | None
-
-
-def suppress_table(
-    rows: Sequence[Sequence[int]],
-    *,
-    k: int,
-    row_totals: bool = True,
-    relations: Sequence[tuple[int, Sequence[int]]] = (),
-) -> TableMarks:
-    """Protect one table (rows = OPDs, columns = measures) with its totals."""
-    system = System()
-    ids = add_table(system, rows, relations=relations, row_totals=row_totals)
-    marks = protect(system, k=k)
-    return TableMarks(
-        cells=[[marks[c] for c in r] for r in ids.cells],
-        column_totals=[marks[c] for c in ids.total_row],
-        row_totals=None if ids.row_totals is None else [marks[c] for c in ids.row_totals],
-        grand_total=None if ids.grand_total is None else marks[ids.grand_total],
-    )

@@ -19,6 +19,7 @@ from app.messaging.client import (
     build_http_client,
 )
 from app.templates import service
+from app.templates import sync as template_sync
 
 app = typer.Typer(help="Message templates.")
 
@@ -91,13 +92,13 @@ def sync() -> None:
         typer.echo(f"error: Meta refused the template listing: {exc.result.reason}", err=True)
         raise typer.Exit(code=1) from exc
     with _session(settings) as session:
-        summary = service.sync_from_meta(session, templates=templates, actor=cli_principal())
+        summary = template_sync.sync_from_meta(session, templates=templates, actor=cli_principal())
     for label in summary.created:
         typer.echo(f"created   {label}")
     for label in summary.updated:
         typer.echo(f"updated   {label}")
     for label in summary.missing:
-        typer.echo(f"not listed by Meta any more, marked {service.MISSING_STATUS}: {label}")
+        typer.echo(f"not listed by Meta any more, marked {template_sync.MISSING_STATUS}: {label}")
     for label in summary.skipped:
         typer.echo(f"skipped (no body text or duplicate): {label}")
     typer.echo(f"synced {len(templates)} template(s) from Meta: {summary.line()}")

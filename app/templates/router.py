@@ -8,7 +8,7 @@ from app.audit.refusals import audited_refusal
 from app.auth.dependencies import AdminDep
 from app.db import SessionDep
 from app.dependencies import SettingsDep
-from app.templates import service
+from app.templates import acknowledgements, parameters, service
 from app.templates.schemas import (
     AcknowledgementCreate,
     TemplateCreate,
@@ -107,7 +107,7 @@ def acknowledge_finding(
     with audited_refusal(
         session, actor, "template.acknowledge", object_type="template", object_id=template_id
     ):
-        service.acknowledge(
+        acknowledgements.acknowledge(
             session,
             actor=actor,
             template=template,
@@ -136,7 +136,9 @@ def preview_template(
     institution name, and `[key]` for any other campaign-specific value.
     """
     template = service.get(session, template_id=template_id)
-    return service.preview(session, template=template, campaign_id=campaign_id, settings=settings)
+    return parameters.preview(
+        session, template=template, campaign_id=campaign_id, settings=settings
+    )
 
 
 @router.delete(

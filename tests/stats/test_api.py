@@ -16,6 +16,7 @@ from app.db import session_scope
 from app.enrolment import service as enrolment_service
 from app.errors import Forbidden
 from app.security import PhoneVault
+from app.stats import figures as stats_figures
 from app.stats import service
 from tests.factories import add_enrolments, add_opd, add_token, bearer
 from tests.stats.helpers import (
@@ -321,13 +322,13 @@ def test_cached_figures_follow_every_counter_write(
     world = clean_world
     service.clear_cache()
     computed: list[int] = []
-    real = service._figures
+    real = stats_figures.read_figures
 
     def counting(*args: object, **kwargs: object) -> object:
         computed.append(1)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(service, "_figures", counting)
+    monkeypatch.setattr(stats_figures, "read_figures", counting)
     url = f"/api/v1/stats/campaigns/{world.campaign}"
     first = as_json(world.get("inspectorate", url))
     as_json(world.get("inspectorate", f"{url}/daily"))

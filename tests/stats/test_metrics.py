@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine
 
+from app.outbox import metrics as outbox_metrics
 from app.security import PhoneVault
 from app.stats import metrics
 from tests.factories import add_enrolments, add_opd
@@ -30,9 +31,9 @@ EXPECTED = (
     "spi_delivery_outcomes",
     "spi_enrolment_events",
     "spi_scheduler_leader",
-    "spi_send_duration_seconds",
-    "spi_campaign_pauses",
-    "spi_suppressions",
+    "spi_outbox_send_attempts",
+    "spi_outbox_campaign_halts",
+    "spi_webhook_events",
     "spi_metrics_database_up",
 )
 
@@ -73,7 +74,7 @@ def test_metrics_expose_the_documented_names_and_database_figures(
     )
     delivery_counts(engine, campaign, opd, TODAY, scheduled=7, accepted=5, retried=2)
     enrolment_counts(engine, opd, TODAY - timedelta(days=1), opted_out=4)
-    metrics.observe_send("accepted", 0.3)
+    outbox_metrics.SEND_ATTEMPTS.labels("accepted").inc()
     response = local.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -100,9 +101,8 @@ def test_no_label_carries_a_number_a_name_or_free_text(
     enrolments = add_enrolments(engine, vault, "DINKES", 2)
     add_deliveries(engine, campaign_id=campaign, enrolment_ids=enrolments, opd_id=opd)
     delivery_counts(engine, campaign, opd, TODAY, scheduled=2, accepted=2)
-    metrics.observe_send("surprise text 0812", 1.0)  # mapped to "other"
-    metrics.count_campaign_pause("token invalid for +628123")
-    metrics.count_opt_out("stop")
+    outbox_metrics.SEND_ATTEMPTS.labels("halt").inc()
+    outbox_metrics.CAMPAIGN_HALTS.inc()
     text = local.get("/metrics").text
     # Names, help texts and label values; sample values are numbers (a heartbeat timestamp
     # may well contain the digits 628), so they are left out of the search.
@@ -122,19 +122,14 @@ def test_no_label_carries_a_number_a_name_or_free_text(
         assert forbidden not in joined
 
 
-def test_helpers_count_with_fixed_labels() -> None:
+def test_process_counters_fed_by_the_worker_are_exposed(local: TestClient) -> None:
     def sample(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
-    before = sample("spi_campaign_pauses_total", trigger="admin")
-    metrics.count_campaign_pause("admin")
-    assert sample("spi_campaign_pauses_total", trigger="admin") == before + 1
-    before = sample("spi_send_duration_seconds_count", outcome="other")
-    metrics.observe_send("nonsense", 2.0)
-    assert sample("spi_send_duration_seconds_count", outcome="other") == before + 1
-    before = sample("spi_suppressions_total", source="erase")
-    metrics.count_opt_out("erase")
-    assert sample("spi_suppressions_total", source="erase") == before + 1
+    before = sample("spi_outbox_send_attempts_total", outcome="retry")
+    outbox_metrics.SEND_ATTEMPTS.labels("retry").inc()
+    families = _families(local.get("/metrics").text)
+    assert _value(families, "spi_outbox_send_attempts_total", outcome="retry") == before + 1
 
 
 def test_without_a_token_only_loopback_may_read(api: FastAPI) -> None:

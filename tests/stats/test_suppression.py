@@ -13,20 +13,16 @@ the property tests check every guarantee of ``app.stats.suppression``:
    cells, which only helps the reader), every withheld cell still has a second possible value.
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.stats.suppression import (
-    Mark,
-    System,
-    add_table,
-    display,
-    protect,
-    suppress_table,
-)
+from app.stats.cells import Mark, System, display
+from app.stats.suppression import add_table, protect
 
 K = 5
 
@@ -34,6 +30,36 @@ K = 5
 counts = st.one_of(
     st.integers(1, K - 1), st.integers(1, K - 1), st.just(0), st.integers(K, 40), st.integers(K, 9)
 )
+
+
+@dataclass(frozen=True)
+class TableMarks:
+    """Marks of one table: cells, column totals, and row totals / grand total if any."""
+
+    cells: list[list[Mark]]
+    column_totals: list[Mark]
+    row_totals: list[Mark] | None
+    grand_total: Mark | None
+
+
+def suppress_table(
+    rows: Sequence[Sequence[int]],
+    *,
+    k: int,
+    row_totals: bool = True,
+    relations: Sequence[tuple[int, Sequence[int]]] = (),
+) -> TableMarks:
+    """Protect one table (rows = OPDs, columns = measures) with its totals (only tests protect
+    a table on its own; the service protects linked tables as one system)."""
+    system = System()
+    ids = add_table(system, rows, relations=relations, row_totals=row_totals)
+    marks = protect(system, k=k)
+    return TableMarks(
+        cells=[[marks[c] for c in r] for r in ids.cells],
+        column_totals=[marks[c] for c in ids.total_row],
+        row_totals=None if ids.row_totals is None else [marks[c] for c in ids.row_totals],
+        grand_total=None if ids.grand_total is None else marks[ids.grand_total],
+    )
 
 
 # --- examples ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from app.audit.models import AuditEvent
 from app.cli import cli
 from app.config import Settings, get_settings
 from app.db import session_scope
-from app.templates import service
+from app.templates import acknowledgements
 from app.templates.models import MessageTemplate
 
 WABA_ID = "419561257915477"
@@ -109,10 +109,10 @@ def test_sync_upserts_from_meta_keeping_status_and_body(meta_env: None, engine: 
     umum = found["spi_pengingat_umum"]
     assert (umum.status, umum.source, umum.body) == ("APPROVED", "meta", NEUTRAL)
     assert umum.parameters == before.parameters
-    assert service.usable_problem(umum) is None
+    assert acknowledgements.usable_problem(umum) is None
     assert found["spi_dijeda"].status == "PAUSED"
     assert found["spi_ditolak"].status == "REJECTED"
-    assert service.usable_problem(found["spi_dijeda"]) is not None
+    assert acknowledgements.usable_problem(found["spi_dijeda"]) is not None
     assert found["spi_pengingat_keaslian_undangan"].status == "SANDBOX"  # not Meta's
     with session_scope(engine) as s:
         synced = s.exec(select(AuditEvent).where(AuditEvent.action == "template.sync")).all()
