@@ -3,27 +3,22 @@
 import gc
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy import Engine, update
-from sqlmodel import Session, col, select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from app import schema_migrations
 from app.auth import service as auth_service
 from app.auth.models import Role
 from app.auth.principal import cli_principal
-from app.config import Settings, get_settings
-from app.db import make_engine, session_scope
+from app.cli_support import cli_session, load_settings
 from app.enrolment.importing import ImportOptions, ImportReport, import_enrolments
 from app.enrolment.models import Enrolment
 from app.enrolment.rows import FileFormatError, iter_rows
 from app.errors import AppError
-from app.logging_setup import configure_logging
 from app.opds import service as opd_service
 from app.opds.schemas import OpdCreate
 from app.outbox import commands as outbox_commands
@@ -50,32 +45,6 @@ cli.command("scheduler")(scheduler_commands.scheduler)
 cli.command("purge")(retention_commands.purge)
 
 
-def _settings() -> Settings:
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        # Name the variable and the rule, never the value: it may be a secret.
-        for error in exc.errors():
-            name = "SPI_" + "_".join(str(part) for part in error["loc"]).upper()
-            typer.echo(f"configuration error: {name}: {error['msg']}", err=True)
-        raise typer.Exit(code=2) from None
-    configure_logging(level=settings.log_level, json_lines=settings.log_json)
-    if settings.resolved_database_url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings
-
-
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    """One transaction on a short-lived engine, disposed afterwards."""
-    engine: Engine = make_engine(settings.resolved_database_url, pool_size=2)
-    try:
-        with session_scope(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
 def _fail(exc: AppError) -> None:
     typer.echo(f"error ({exc.code}): {exc.message}", err=True)
     raise typer.Exit(code=2)
@@ -84,7 +53,7 @@ def _fail(exc: AppError) -> None:
 @cli.command()
 def migrate() -> None:
     """Apply pending database migrations."""
-    settings = _settings()
+    settings = load_settings()
     schema_migrations.upgrade_to_head(settings.resolved_database_url)
     typer.echo(f"database at {schema_migrations.head_revision(settings.resolved_database_url)}")
 
@@ -99,11 +68,11 @@ def serve(
 
     from app.main import create_app
 
-    settings = _settings()
+    settings = load_settings()
     schema_migrations.upgrade_to_head(settings.resolved_database_url)
     if not settings.whatsapp_access_token.get_secret_value():
         # Embedded default: the sandbox stands in for Meta, so give it the neutral seed templates.
-        with _session(settings) as session:
+        with cli_session(settings) as session:
             added = templates_service.ensure_seed_templates(session, actor=cli_principal())
         if added:
             logging.getLogger(__name__).info("templates.seeded count=%d", added)
@@ -129,9 +98,9 @@ def token_create(
     opd: Annotated[str | None, typer.Option(help="OPD code (coordinators only)")] = None,
 ) -> None:
     """Create an API token and print it once."""
-    settings = _settings()
+    settings = load_settings()
     try:
-        with _session(settings) as session:
+        with cli_session(settings) as session:
             token, secret = auth_service.create_token(
                 session, actor=cli_principal(), role=role, name=name, opd_code=opd
             )
@@ -145,7 +114,7 @@ def token_create(
 @token_cli.command("list")
 def token_list() -> None:
     """List tokens (never their secrets)."""
-    with _session(_settings()) as session:
+    with cli_session(load_settings()) as session:
         for t in auth_service.list_tokens(session):
             state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
             typer.echo(f"{t.id}\t{t.role}\topd={t.opd_id or '-'}\t{state}\t{t.name}")
@@ -155,7 +124,7 @@ def token_list() -> None:
 def token_revoke(token_id: int) -> None:
     """Revoke a token at once."""
     try:
-        with _session(_settings()) as session:
+        with cli_session(load_settings()) as session:
             auth_service.revoke_token(session, actor=cli_principal(), token_id=token_id)
     except AppError as exc:
         _fail(exc)
@@ -171,7 +140,7 @@ def opd_create(
     """Create one OPD."""
     try:
         data = OpdCreate(code=code, name=name, timezone=timezone)
-        with _session(_settings()) as session:
+        with cli_session(load_settings()) as session:
             opd_service.create_opd(session, actor=cli_principal(), data=data)
     except AppError as exc:
         _fail(exc)
@@ -184,7 +153,7 @@ def opd_create(
 @opd_cli.command("list")
 def opd_list() -> None:
     """List OPDs."""
-    with _session(_settings()) as session:
+    with cli_session(load_settings()) as session:
         for o in opd_service.list_opds(session, viewer=cli_principal()):
             typer.echo(f"{o.code}\t{o.timezone}\t{o.name}")
 
@@ -199,7 +168,7 @@ def opd_import(
     """Create OPDs from a CSV with columns code/kode, name/nama, timezone/zona_waktu."""
     try:
         rows = opd_service.read_opd_csv(file.read_text(encoding="utf-8-sig"))
-        with _session(_settings()) as session:
+        with cli_session(load_settings()) as session:
             report = opd_service.import_opds(
                 session, actor=cli_principal(), rows=rows, partial=partial
             )
@@ -235,14 +204,14 @@ def enrol_import(
     if default_consent_method not in (None, "paper_form", "digital_form"):
         typer.echo("error: --default-consent-method must be paper_form or digital_form", err=True)
         raise typer.Exit(code=2)
-    settings = _settings()
+    settings = load_settings()
     vault = PhoneVault(load_keys(settings))
     report = ImportReport()
     opts = ImportOptions.from_settings(
         settings, all_or_nothing=all_or_nothing, default_consent_method=default_consent_method
     )
     try:
-        with _session(settings) as session, file.open("rb") as fh:
+        with cli_session(settings) as session, file.open("rb") as fh:
             target = opd_service.get_by_code(session, code=opd)
             summary = import_enrolments(
                 session,
@@ -287,7 +256,7 @@ def keys_rotate(
     ] = False,
 ) -> None:
     """Re-encrypt every stored number and label with the newest key."""
-    settings = _settings()
+    settings = load_settings()
     if new:
         if settings.encryption_keys.get_secret_value():
             typer.echo(
@@ -298,7 +267,7 @@ def keys_rotate(
         prepend_key_to_file(settings)
     vault = PhoneVault(load_keys(settings))
     count = 0
-    with _session(settings) as session:
+    with cli_session(settings) as session:
         rows = session.exec(
             select(Enrolment.id, Enrolment.phone_ciphertext, Enrolment.label_ciphertext).where(
                 col(Enrolment.phone_ciphertext).is_not(None)

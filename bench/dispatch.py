@@ -183,7 +183,7 @@ def populate(url: str, people: int) -> dict[str, Any]:
 def run_worker(url: str, expected: int, duration: float | None) -> dict[str, Any]:
     """One worker until `expected` requests were made (or for `duration` seconds)."""
     from app.db import make_engine, session_scope
-    from app.outbox import queries
+    from app.outbox import service as outbox_service
     from app.outbox.worker import OutboxWorker
     from app.sandbox import connect as sandbox_connect
     from app.sandbox.graph import SandboxGraph
@@ -234,7 +234,7 @@ def run_worker(url: str, expected: int, duration: float | None) -> dict[str, Any
     # Peak before the check below, whose one-off GROUP BY is not the worker's memory.
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with session_scope(engine) as s:
-        result["counts"] = queries.outbox_counts(s)
+        result["counts"] = outbox_service.outbox_counts(s)
     engine.dispose()
     return result
 

@@ -2,7 +2,7 @@
 """The two commands of the README, needing nothing but python3.
 
 python3 scripts/dev.py serve   # install into .venv, migrate, run the embedded default
-python3 scripts/dev.py test    # install into .venv, then ruff, mypy and the whole test suite
+python3 scripts/dev.py test    # install into .venv, then ruff, mypy, import contracts and the suite
 """
 
 import hashlib
@@ -49,6 +49,7 @@ def main() -> None:
         run(BIN / "ruff", "check", ".")
         run(BIN / "ruff", "format", "--check", ".")
         run(BIN / "mypy")
+        run(BIN / "lint-imports")
         run(BIN / "python", "-m", "pytest", *rest)
     else:
         print(__doc__)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from app.enrolment.models import Enrolment
 from app.enrolment.suppression_list import HELD, suppression_of
 from app.opds.models import Opd
-from app.outbox import queries as outbox_queries
+from app.outbox import service as outbox_service
 from app.security import PhoneVault
 
 
@@ -44,7 +44,7 @@ def describe(session: Session, *, vault: PhoneVault, index: str) -> HeldData:
     ).all()
     held = []
     for enrolment, opd in rows:
-        sent = outbox_queries.reminders_sent(session, enrolment_id=enrolment.id)
+        sent = outbox_service.reminders_sent(session, enrolment_id=enrolment.id)
         label = vault.decrypt(enrolment.label_ciphertext) if enrolment.label_ciphertext else None
         held.append(
             HeldEnrolment(

@@ -26,12 +26,6 @@ from app.security import PhoneVault
 from app.templates import service as template_service
 from app.templates.models import MessageTemplate, TemplateStatus
 
-# While a batch is being sent, its workers re-read every this many seconds who may still be
-# messaged, so a STOP (or HAPUS, or a withdrawal) committed after the claim holds within it.
-OPT_OUT_RECHECK_SECONDS = 0.1
-# A STOP's webhook answers only after this long: by then every sending worker has re-read,
-# so after the 200 nothing more leaves for that number (a request already on the wire aside).
-OPT_OUT_SETTLE_SECONDS = 3 * OPT_OUT_RECHECK_SECONDS
 # Campaign states whose queued deliveries a worker picks up: active ones are sent, finished
 # or purged ones are skipped. Paused and draft campaigns keep theirs queued, untouched.
 _CLAIMABLE = (CampaignState.active, CampaignState.finished, CampaignState.purged)

@@ -23,8 +23,9 @@ from app.db import make_engine, read_scope, session_scope, utcnow
 from app.messaging.results import SendOutcome, SendResult
 from app.messaging.runtime import Messenger
 from app.outbox import lifecycle, queries
-from app.outbox.claim import OPT_OUT_RECHECK_SECONDS, Job, claim_batch
+from app.outbox.claim import Job, claim_batch
 from app.outbox.record import Outcome, record_batch
+from app.outbox.service import OPT_OUT_RECHECK_SECONDS
 from app.security import PhoneVault, load_keys
 
 logger = logging.getLogger(__name__)

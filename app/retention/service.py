@@ -36,7 +36,7 @@ from app.enrolment import service as enrolment_service
 from app.enrolment.models import Enrolment, EnrolmentStatus
 from app.opds.models import Opd
 from app.outbox import lifecycle as delivery_lifecycle
-from app.outbox import queries as outbox_queries
+from app.outbox import service as outbox_service
 from app.stats.service import campaign_end
 
 DEFAULT_AUDIT_RETENTION_DAYS = 365
@@ -143,7 +143,7 @@ def _purge_campaign(
 ) -> CampaignPurge:
     assert campaign.id is not None
     ended = campaign_end(campaign)
-    deliveries = outbox_queries.campaign_delivery_count(session, campaign_id=campaign.id)
+    deliveries = outbox_service.delivery_count(session, campaign_id=campaign.id)
     erasable = _erasable_enrolments(session, campaign, ended)
     if dry_run:
         erased = int(

@@ -1,16 +1,12 @@
 """`spi-reminder templates …`: sync from Meta, seed the sandbox examples, list."""
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
-from sqlmodel import Session
 
 from app.auth.principal import cli_principal
-from app.config import Settings, get_settings
-from app.db import make_engine, session_scope
-from app.logging_setup import configure_logging
+from app.cli_support import cli_session, load_settings
+from app.config import Settings
 from app.messaging.client import (
     GraphApiError,
     GraphConfig,
@@ -25,25 +21,6 @@ app = typer.Typer(help="Message templates.")
 
 # list_templates never uses the phone number id, but GraphConfig requires a well-formed one.
 _UNUSED_PHONE_NUMBER_ID = "0"
-
-
-def _settings() -> Settings:
-    settings = get_settings()
-    configure_logging(level=settings.log_level, json_lines=settings.log_json)
-    if settings.resolved_database_url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings
-
-
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    """One transaction on a short-lived engine, disposed afterwards."""
-    engine = make_engine(settings.resolved_database_url, pool_size=2)
-    try:
-        with session_scope(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def graph_config(settings: Settings) -> GraphConfig | None:
@@ -72,7 +49,7 @@ async def fetch_templates(config: GraphConfig) -> list[TemplateInfo]:
 @app.command()
 def sync() -> None:
     """Mirror the WABA's templates (status and body as Meta has them); needs Meta credentials."""
-    settings = _settings()
+    settings = load_settings()
     try:
         config = graph_config(settings)
     except ValueError as exc:
@@ -91,7 +68,7 @@ def sync() -> None:
     except GraphApiError as exc:
         typer.echo(f"error: Meta refused the template listing: {exc.result.reason}", err=True)
         raise typer.Exit(code=1) from exc
-    with _session(settings) as session:
+    with cli_session(settings) as session:
         summary = template_sync.sync_from_meta(session, templates=templates, actor=cli_principal())
     for label in summary.created:
         typer.echo(f"created   {label}")
@@ -107,8 +84,8 @@ def sync() -> None:
 @app.command()
 def seed() -> None:
     """Add the two neutral example templates as SANDBOX (idempotent)."""
-    settings = _settings()
-    with _session(settings) as session:
+    settings = load_settings()
+    with cli_session(settings) as session:
         added = service.ensure_seed_templates(session, actor=cli_principal())
     typer.echo(f"added {added} seed template(s)")
 
@@ -116,8 +93,8 @@ def seed() -> None:
 @app.command("list")
 def list_command() -> None:
     """Every template with its status and whether a campaign may use it."""
-    settings = _settings()
-    with _session(settings) as session:
+    settings = load_settings()
+    with cli_session(settings) as session:
         templates = service.list_templates(session)
         if not templates:
             typer.echo("no templates; run `spi-reminder templates seed` or `... sync`")

@@ -26,7 +26,7 @@ from app.enrolment.phones import mask_phone
 from app.http import error_body, too_large_message
 from app.messaging import inbound
 from app.messaging.results import SendOutcome, SendResult
-from app.outbox.claim import OPT_OUT_SETTLE_SECONDS
+from app.outbox.service import OPT_OUT_SETTLE_SECONDS
 from app.security import PhoneVault
 from app.webhook import keywords, metrics, service
 from app.webhook.coalescer import StatusCoalescer, count_summary

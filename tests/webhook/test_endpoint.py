@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.outbox.claim import OPT_OUT_RECHECK_SECONDS, OPT_OUT_SETTLE_SECONDS
+from app.outbox.service import OPT_OUT_RECHECK_SECONDS, OPT_OUT_SETTLE_SECONDS
 from app.security import PhoneVault
 from app.webhook.receiver import WebhookReceiver
 from app.webhook.security import app_secret, sign
