@@ -78,8 +78,8 @@ class Settings(BaseSettings):
 
     audit_retention_days: int = Field(default=365, ge=1)
 
-    # Statistics: counts from 1 to k-1 are withheld. k >= 3, since "<2" would mean exactly 1.
-    stats_min_cell: int = Field(default=5, ge=3)
+    # Statistics (docs/privacy.md): OPDs with fewer people listed are published only together.
+    stats_group_min: int = Field(default=10, ge=2)
     # Bearer token for /metrics; empty = only loopback clients may read it.
     metrics_token: SecretStr = SecretStr("")
     # A replacement for app/webhook/replies_id.yaml (every key must be present).

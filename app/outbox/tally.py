@@ -19,6 +19,7 @@ FAILED_OTHER = FailureClass.OTHER.value
 UNKNOWN = "unknown"
 SKIPPED = "skipped"
 RETRIED = "retried"  # counts attempts that were retried, not deliveries
+LISTED = "listed"  # people on the OPD's list when a round was created (not a send outcome)
 OUTCOMES = (
     SCHEDULED,
     ACCEPTED,
@@ -29,6 +30,7 @@ OUTCOMES = (
     UNKNOWN,
     SKIPPED,
     RETRIED,
+    LISTED,
 )
 
 

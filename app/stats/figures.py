@@ -1,26 +1,19 @@
-"""A campaign's figures per OPD and per day, from the aggregate counters only (invariants 4, 5).
+"""A campaign's true figures per OPD and closed day, from the aggregate counters (invariants 4, 5).
 
 Sources. Delivery figures are sums of `DeliveryTally` (campaign, OPD, local day, outcome);
-enrolment figures are sums of `EnrolmentTally` (OPD, day, event). Neither holds a person, and
-both outlive the retention purge, so a campaign's figures are the same before and after its
-per-person rows go. No query here reads `delivery` or `enrolment` (`app.stats.queries`).
+enrolment figures are sums of `EnrolmentTally` (OPD, day, event). Neither holds a person, and both
+outlive the retention purge, so a campaign's figures are the same before and after its per-person
+rows go. No query here reads `delivery` or `enrolment` (`app.stats.queries`).
 
-Definitions (per OPD; the total row is the sum over the OPDs shown):
-- period: the campaign's first day up to `as_of` = the earlier of today and the campaign's end
-  (its last day, or the day it was finished if that came first);
-- enrolled: active enrolments at the end of the period: every `enrolled` and `resumed` up to
-  `as_of` minus every `withdrawn`, `opted_out` and `erased` (each counted only when an active
-  enrolment left that state, as `app.enrolment` and `app.enrolment.optout` do);
-- opted_out, unreachable: STOPs and numbers found not on WhatsApp within the period;
-- scheduled, accepted, delivered, failed_*, unknown, skipped: the delivery outcome counters;
-- pending: scheduled - accepted - failed_* - unknown - skipped, floored at 0. A delivery that
-  leaves the outbox counts one of those four; a later status on it (unknown or skipped then
-  accepted, accepted then failed) counts a second one, so pending may under-count by those;
-- delivery_rate = delivered / scheduled; opt_out_rate = opted_out / (enrolled + opted_out)
-  (computed where the rows are published, `app.stats.service`).
-
-The daily view counts each outcome on the (local) day it happened, so its days add up to the
-campaign totals, not to any per-day "scheduled minus outcomes".
+Definitions, per OPD at the end of each day of the period (the campaign's first day to `as_of`):
+- enrolled: people on the list: every `enrolled` minus every `withdrawn` and `erased` so far (a STOP
+  leaves the list unchanged: the service simply never messages that number);
+- scheduled, delivered: reminders planned, and reported delivered, since the first day;
+- not_delivered: reminders that failed for good, were skipped, or whose outcome is unknown;
+- opted_out: STOPs by people listed in the OPD since the first day.
+Two populations are read but never published; the rounding caps use them (`PUBLISHED_RULE`):
+- reminder_population: for every round so far, the people on the list when it was created;
+- ever_listed: the list on the day before the campaign plus everyone listed since.
 """
 
 from dataclasses import dataclass
@@ -32,128 +25,107 @@ from app.campaigns.models import Campaign
 from app.outbox import tally
 from app.stats import queries
 from app.stats.queries import OpdRef
-from app.stats.schemas import CAMPAIGN_COUNTS, DAILY_COUNTS
+from app.stats.rounding import Cap, SeriesRule
 
-ENROL_IN = ("enrolled", "resumed")
-ENROL_OUT = ("withdrawn", "opted_out", "erased")
-OPTED_OUT = "opted_out"
-UNREACHABLE = "unreachable"
-DELIVERY_OUTCOMES = (
-    tally.SCHEDULED,
-    tally.ACCEPTED,
-    tally.DELIVERED,
-    tally.FAILED_NOT_ON_WHATSAPP,
-    tally.FAILED_REFUSED,
-    tally.FAILED_OTHER,
-    tally.UNKNOWN,
-    tally.SKIPPED,
+MEASURES = ("enrolled", "scheduled", "delivered", "not_delivered", "opted_out")
+POPULATIONS = ("reminder_population", "ever_listed")
+PUBLISHED_RULE = SeriesRule(
+    monotone=frozenset({"scheduled", "delivered", "not_delivered", "opted_out"}),
+    caps=(
+        Cap(("scheduled",), "reminder_population"),
+        Cap(("delivered", "not_delivered"), "reminder_population"),
+        Cap(("opted_out",), "ever_listed"),
+    ),
 )
-RESOLVED = (
-    tally.ACCEPTED,
-    tally.FAILED_NOT_ON_WHATSAPP,
-    tally.FAILED_REFUSED,
-    tally.FAILED_OTHER,
-    tally.UNKNOWN,
-    tally.SKIPPED,
-)
-CAMPAIGN_KEYS = [key for key, _ in CAMPAIGN_COUNTS]
-DAILY_KEYS = [key for key, _ in DAILY_COUNTS]
-COL = {key: i for i, key in enumerate(CAMPAIGN_KEYS)}
-_DAILY_COL = {key: i for i, key in enumerate(DAILY_KEYS)}
+_OUTCOME_MEASURE = {
+    tally.SCHEDULED: "scheduled",
+    tally.DELIVERED: "delivered",
+    tally.FAILED_NOT_ON_WHATSAPP: "not_delivered",
+    tally.FAILED_REFUSED: "not_delivered",
+    tally.FAILED_OTHER: "not_delivered",
+    tally.UNKNOWN: "not_delivered",
+    tally.SKIPPED: "not_delivered",
+    tally.LISTED: "reminder_population",
+}
+_LIST_CHANGE = {"enrolled": 1, "withdrawn": -1, "erased": -1}
+
+Day = dict[str, int]
 
 
 @dataclass
 class Scope:
-    """Which campaign, which OPDs as rows, and up to which day a viewer sees."""
+    """Which campaign, which OPDs, and up to which closed day (None: none yet) a viewer sees."""
 
     campaign: Campaign
-    opds: list[OpdRef]  # rows, by code
+    opds: list[OpdRef]  # by code
     opd_filter: list[int] | None  # None: every OPD (all-OPD campaign seen by a reader of all)
     coordinator_opd: OpdRef | None
-    as_of: date
+    as_of: date | None
+
+    @property
+    def days(self) -> list[date]:
+        """Every day of the period, so series and charts have no gaps."""
+        if self.as_of is None:
+            return []
+        first = self.campaign.first_day
+        return [first + timedelta(days=i) for i in range((self.as_of - first).days + 1)]
 
 
-@dataclass
-class Figures:
-    """The unprotected counts of one scope."""
-
-    per_opd: list[list[int]]  # rows in CAMPAIGN_KEYS order
-    days: list[date]
-    per_day: list[list[int]]  # rows in DAILY_KEYS order
-    delivery_fingerprint: tuple[int, int]  # rows and sum of the counters read
-
-
-def read_figures(session: Session, scope: Scope) -> Figures:
-    """The counts of a scope per OPD and per day of the period, from the counters."""
+def read_series(session: Session, scope: Scope) -> dict[int, list[Day]]:
+    """Per OPD id, the true figures and populations at the end of each day of the period."""
+    days = scope.days
+    if not days:
+        return {opd.id: [] for opd in scope.opds}
     campaign = scope.campaign
     assert campaign.id is not None
-    opd_index = {opd.id: i for i, opd in enumerate(scope.opds)}
-    per_opd = [[0] * len(CAMPAIGN_KEYS) for _ in scope.opds]
-    by_day: dict[date, list[int]] = {}
-    first, as_of = campaign.first_day, scope.as_of
-    d = first
-    while d <= as_of:  # every day of the period, so charts have no gaps
-        by_day[d] = [0] * len(DAILY_KEYS)
-        d += timedelta(days=1)
+    assert scope.as_of is not None
+    first = campaign.first_day
+    position = {d: i for i, d in enumerate(days)}
+    changes = {
+        opd.id: [dict.fromkeys((*MEASURES, *POPULATIONS), 0) for _ in days] for opd in scope.opds
+    }
+    listed_before: dict[int, int] = dict.fromkeys(changes, 0)
 
-    def day_row(day: date) -> list[int]:
-        return by_day.setdefault(day, [0] * len(DAILY_KEYS))
-
-    # Outcomes the tables do not show (retried) are dropped here: a filter in SQL costs more
-    # than it saves.
-    fp_rows = fp_sum = 0
-    delivery = queries.delivery_counts(
-        session, campaign_id=campaign.id, opd_filter=scope.opd_filter
-    )
-    for kind, opd_id, day, outcome, n, rows in delivery:
-        if kind == 0:
-            fp_rows += int(rows)
-            fp_sum += int(n)
-        if outcome not in DELIVERY_OUTCOMES:
-            continue
-        if kind == 0:
-            if opd_id in opd_index:
-                per_opd[opd_index[opd_id]][COL[outcome]] += int(n)
-        else:
-            day_row(_as_date(day))[_DAILY_COL[outcome]] += int(n)
-
-    # Enrolment counters: the net active count up to as_of, and the period's events per day.
-    enrolment = queries.enrolment_counts(
+    for opd_id, day, outcome, n, _ in queries.delivery_series(
         session,
+        campaign_id=campaign.id,
         opd_filter=scope.opd_filter,
-        first=first,
-        as_of=as_of,
-        day_events=(OPTED_OUT, UNREACHABLE),
-    )
-    for kind, opd_id, day, event, flag, n in enrolment:
-        n = int(n)
-        if kind == 0:
-            if opd_id not in opd_index:
-                continue
-            row = per_opd[opd_index[opd_id]]
-            if event in ENROL_IN:
-                row[COL["enrolled"]] += n
-            elif event in ENROL_OUT:
-                row[COL["enrolled"]] -= n
-            if flag and event in (OPTED_OUT, UNREACHABLE):
-                row[COL[event]] += n
-        else:
-            day_row(_as_date(day))[_DAILY_COL[event]] += n
+        outcomes=list(_OUTCOME_MEASURE),
+        as_of=scope.as_of,
+    ):
+        i = position.get(_as_date(day))
+        if opd_id in changes and i is not None:
+            changes[opd_id][i][_OUTCOME_MEASURE[outcome]] += int(n)
+    for opd_id, day, event, n in queries.enrolment_series(
+        session, opd_filter=scope.opd_filter, first=first, as_of=scope.as_of
+    ):
+        if opd_id not in changes:
+            continue
+        i = position.get(_as_date(day))
+        if i is None:  # before the campaign: only the list's size matters
+            listed_before[opd_id] += _LIST_CHANGE.get(event, 0) * int(n)
+            continue
+        row = changes[opd_id][i]
+        row["enrolled"] += _LIST_CHANGE.get(event, 0) * int(n)
+        if event == "enrolled":
+            row["ever_listed"] += int(n)
+        elif event == "opted_out":
+            row["opted_out"] += int(n)
 
-    for row in per_opd:
-        row[COL["enrolled"]] = max(0, row[COL["enrolled"]])
-        resolved = sum(row[COL[k]] for k in RESOLVED)
-        row[COL["pending"]] = max(0, row[COL["scheduled"]] - resolved)
-    days = sorted(by_day)
-    return Figures(
-        per_opd=per_opd,
-        days=days,
-        per_day=[by_day[d] for d in days],
-        delivery_fingerprint=(fp_rows, fp_sum),
-    )
+    series: dict[int, list[Day]] = {}
+    for opd_id, rows in changes.items():
+        running = dict.fromkeys((*MEASURES, *POPULATIONS), 0)
+        running["enrolled"] = running["ever_listed"] = max(0, listed_before[opd_id])
+        cumulative: list[Day] = []
+        for row in rows:
+            for key, n in row.items():
+                running[key] += n
+            cumulative.append({**running, "enrolled": max(0, running["enrolled"])})
+        series[opd_id] = cumulative
+    return series
 
 
 def _as_date(value: object) -> date:
     if isinstance(value, date):
         return value
-    return date.fromisoformat(str(value))  # SQLite hands back the text of a NULL-typed union
+    return date.fromisoformat(str(value))  # SQLite may hand back text

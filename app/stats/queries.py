@@ -3,14 +3,12 @@
 All of them read aggregate counters (`DeliveryTally`, `EnrolmentTally`), OPDs, campaign scopes
 and indexed states only; none reads a person's `delivery` or `enrolment` row.
 
-The delivery counters come per OPD and per day in one statement (GROUPING SETS on PostgreSQL,
-UNION ALL on SQLite), so both come from one snapshot and add up exactly; the enrolment counters
-likewise in one statement. Both are grouped in SQL.
+The counters come grouped in SQL per OPD, day and outcome (or event), one statement each.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -18,20 +16,15 @@ from sqlalchemy import (
     Date,
     Integer,
     Row,
-    and_,
     case,
     cast,
     func,
     literal,
-    null,
-    tuple_,
-    union_all,
 )
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.campaigns.models import Campaign, CampaignOpd
-from app.db import is_postgresql
 from app.enrolment.models import EnrolmentTally
 from app.opds.models import Opd
 from app.outbox.models import Delivery, DeliveryState, DeliveryTally
@@ -109,103 +102,45 @@ def _delivery_where(campaign_id: int, opd_filter: Sequence[int] | None) -> list[
     return where
 
 
-def delivery_counts(
-    session: Session, *, campaign_id: int, opd_filter: Sequence[int] | None
-) -> Rows:
-    """(kind, opd_id, day, outcome, n, rows): kind 0 per OPD, kind 1 per day."""
-    dt = DeliveryTally
-    where = _delivery_where(campaign_id, opd_filter)
-    total = cast(func.sum(dt.count), Integer).label("n")
-    rows = func.count().label("rows")
-    query: Any
-    if is_postgresql(session):
-        # One scan feeding both groupings (about twice as fast as two scans).
-        query = (
-            sa_select(
-                case((col(dt.opd_id).is_(None), 1), else_=0).label("kind"),
-                col(dt.opd_id),
-                col(dt.day),
-                col(dt.outcome),
-                total,
-                rows,
-            )
-            .where(*where)
-            .group_by(
-                func.grouping_sets(
-                    tuple_(col(dt.opd_id), col(dt.outcome)), tuple_(col(dt.day), col(dt.outcome))
-                )
-            )
-        )
-    else:
-        per_opd: Any = (
-            sa_select(
-                literal(0).label("kind"),
-                col(dt.opd_id).label("opd_id"),
-                cast(null(), Date).label("day"),
-                col(dt.outcome),
-                total,
-                rows,
-            )
-            .where(*where)
-            .group_by(col(dt.opd_id), col(dt.outcome))
-        )
-        per_day: Any = (
-            sa_select(
-                literal(1).label("kind"),
-                cast(null(), Integer).label("opd_id"),
-                col(dt.day).label("day"),
-                col(dt.outcome),
-                total,
-                rows,
-            )
-            .where(*where)
-            .group_by(col(dt.day), col(dt.outcome))
-        )
-        query = union_all(per_opd, per_day)
-    return session.execute(query).all()
-
-
-def enrolment_counts(
+def delivery_series(
     session: Session,
     *,
+    campaign_id: int,
     opd_filter: Sequence[int] | None,
-    first: date,
+    outcomes: Sequence[str],
     as_of: date,
-    day_events: Sequence[str],
 ) -> Rows:
-    """(kind, opd_id, day, event, in_period, n): kind 0 per OPD and event up to as_of (split
-    by whether the day falls in first..as_of), kind 1 per day for `day_events` in the period."""
+    """(opd_id, day, outcome, n, rows) of a campaign's delivery counters up to `as_of`."""
+    dt = DeliveryTally
+    where = [*_delivery_where(campaign_id, opd_filter), col(dt.day) <= as_of]
+    return session.execute(
+        sa_select(
+            col(dt.opd_id),
+            col(dt.day),
+            col(dt.outcome),
+            cast(func.sum(dt.count), Integer),
+            func.count(),
+        )
+        .where(*where, col(dt.outcome).in_(list(outcomes)))
+        .group_by(col(dt.opd_id), col(dt.day), col(dt.outcome))
+    ).all()
+
+
+def enrolment_series(
+    session: Session, *, opd_filter: Sequence[int] | None, first: date, as_of: date
+) -> Rows:
+    """(opd_id, day, event, n) up to `as_of`; days before `first` come as one day, first - 1."""
     et = EnrolmentTally
-    e_where = [col(et.day) <= as_of]
+    before = first - timedelta(days=1)
+    day = case((col(et.day) < first, literal(before, Date)), else_=col(et.day)).label("day")
+    where = [col(et.day) <= as_of]
     if opd_filter is not None:
-        e_where.append(col(et.opd_id).in_(opd_filter))
-    in_period = and_(col(et.day) >= first, col(et.day) <= as_of)
-    period_flag = case((in_period, 1), else_=0)
-    e_opd_q: Any = (
-        sa_select(
-            literal(0).label("kind"),
-            col(et.opd_id).label("opd_id"),
-            cast(null(), Date).label("day"),
-            col(et.event),
-            period_flag.label("in_period"),
-            cast(func.sum(et.count), Integer).label("n"),
-        )
-        .where(*e_where)
-        .group_by(col(et.opd_id), col(et.event), period_flag)
-    )
-    e_day_q: Any = (
-        sa_select(
-            literal(1).label("kind"),
-            cast(null(), Integer).label("opd_id"),
-            col(et.day).label("day"),
-            col(et.event),
-            literal(1).label("in_period"),
-            cast(func.sum(et.count), Integer).label("n"),
-        )
-        .where(*e_where, in_period, col(et.event).in_(day_events))
-        .group_by(col(et.day), col(et.event))
-    )
-    return session.execute(union_all(e_opd_q, e_day_q)).all()
+        where.append(col(et.opd_id).in_(opd_filter))
+    return session.execute(
+        sa_select(col(et.opd_id), day, col(et.event), cast(func.sum(et.count), Integer))
+        .where(*where)
+        .group_by(col(et.opd_id), day, col(et.event))
+    ).all()
 
 
 def delivery_fingerprint(

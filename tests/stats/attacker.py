@@ -17,6 +17,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from app.stats.rounding import lower_bound, upper_bound
 
 Term = Mapping[str, int]  # variable name -> coefficient
+# No count here exceeds this; a finite box keeps every program bounded.
+MAX_COUNT = 10**6
 
 
 @dataclass
@@ -26,13 +28,17 @@ class Knowledge:
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     relations: list[tuple[Term, float, float]] = field(default_factory=list)
 
-    def variable(self, name: str, lo: float = 0, hi: float = np.inf) -> None:
-        old_lo, old_hi = self.bounds.get(name, (0, np.inf))
+    def variable(self, name: str, lo: float = 0, hi: float = MAX_COUNT) -> None:
+        old_lo, old_hi = self.bounds.get(name, (0, MAX_COUNT))
         self.bounds[name] = (max(old_lo, lo), min(old_hi, hi))
 
     def published(self, name: str, figure: int) -> None:
         """The reader saw `figure` for this true count."""
         self.variable(name, lower_bound(figure), upper_bound(figure))
+
+    def published_sum(self, names: list[str], figure: int) -> None:
+        """The reader saw `figure` for the sum of these true counts (a group's row)."""
+        self.relations.append((dict.fromkeys(names, 1), lower_bound(figure), upper_bound(figure)))
 
     def exact(self, name: str, value: int) -> None:
         """The reader knows this count exactly."""
