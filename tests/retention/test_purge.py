@@ -141,7 +141,11 @@ def _erased_tally(engine: Engine) -> int:
 def test_purge_removes_per_person_rows_and_keeps_the_statistics(world: World) -> None:
     engine = world.engine
     before = _snapshot(world)
-    assert before["inspectorate"]["total"]["delivered"] == 14  # type: ignore[index]
+    published = before["inspectorate"]
+    rows = published["rows"]  # type: ignore[index]
+    # 14 delivered, rounded per published row (within 4 of each row's truth)
+    assert abs(published["total"]["delivered"] - 14) <= 4 * len(rows)  # type: ignore[index]
+    assert published["total"]["delivered"] > 0  # type: ignore[index]
     running_before = [(d.id, d.wamid, d.state) for d in _deliveries(engine, world.running)]
 
     with session_scope(engine) as s:
