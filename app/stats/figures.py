@@ -16,9 +16,12 @@ Two populations are read but never published; the rounding caps use them (`PUBLI
 - ever_listed: the list on the day before the campaign plus everyone listed since.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
+import numpy as np
 from sqlmodel import Session
 
 from app.campaigns.models import Campaign
@@ -29,6 +32,7 @@ from app.stats.rounding import Cap, SeriesRule
 
 MEASURES = ("enrolled", "scheduled", "delivered", "not_delivered", "opted_out")
 POPULATIONS = ("reminder_population", "ever_listed")
+FIELDS = (*MEASURES, *POPULATIONS)  # the columns of a series
 PUBLISHED_RULE = SeriesRule(
     monotone=frozenset({"scheduled", "delivered", "not_delivered", "opted_out"}),
     caps=(
@@ -37,19 +41,26 @@ PUBLISHED_RULE = SeriesRule(
         Cap(("opted_out",), "ever_listed"),
     ),
 )
-_OUTCOME_MEASURE = {
-    tally.SCHEDULED: "scheduled",
-    tally.DELIVERED: "delivered",
-    tally.FAILED_NOT_ON_WHATSAPP: "not_delivered",
-    tally.FAILED_REFUSED: "not_delivered",
-    tally.FAILED_OTHER: "not_delivered",
-    tally.UNKNOWN: "not_delivered",
-    tally.SKIPPED: "not_delivered",
-    tally.LISTED: "reminder_population",
+_DELIVERY_MEASURES = {
+    "scheduled": (tally.SCHEDULED,),
+    "delivered": (tally.DELIVERED,),
+    "not_delivered": (
+        tally.FAILED_NOT_ON_WHATSAPP,
+        tally.FAILED_REFUSED,
+        tally.FAILED_OTHER,
+        tally.UNKNOWN,
+        tally.SKIPPED,
+    ),
+    "reminder_population": (tally.LISTED,),
 }
-_LIST_CHANGE = {"enrolled": 1, "withdrawn": -1, "erased": -1}
+_ENROLMENT_EVENTS = {
+    "joined": ("enrolled",),
+    "left": ("withdrawn", "erased"),
+    "stopped": ("opted_out",),
+}
+_COL = {name: i for i, name in enumerate(FIELDS)}
 
-Day = dict[str, int]
+Series = np.ndarray  # (days, FIELDS): cumulative true counts at the end of each day
 
 
 @dataclass
@@ -71,61 +82,85 @@ class Scope:
         return [first + timedelta(days=i) for i in range((self.as_of - first).days + 1)]
 
 
-def read_series(session: Session, scope: Scope) -> dict[int, list[Day]]:
+def read_series(session: Session, scope: Scope) -> dict[int, Series]:
     """Per OPD id, the true figures and populations at the end of each day of the period."""
     days = scope.days
+    n_days = len(days)
+    changes = np.zeros((len(scope.opds), n_days, len(FIELDS)), dtype=np.int64)
+    row_of = {opd.id: i for i, opd in enumerate(scope.opds)}
     if not days:
-        return {opd.id: [] for opd in scope.opds}
+        return {opd.id: changes[i] for i, opd in enumerate(scope.opds)}
     campaign = scope.campaign
     assert campaign.id is not None
     assert scope.as_of is not None
     first = campaign.first_day
-    position = {d: i for i, d in enumerate(days)}
-    changes = {
-        opd.id: [dict.fromkeys((*MEASURES, *POPULATIONS), 0) for _ in days] for opd in scope.opds
-    }
-    listed_before: dict[int, int] = dict.fromkeys(changes, 0)
+    listed_before = np.zeros(len(scope.opds), dtype=np.int64)
 
-    for opd_id, day, outcome, n, _ in queries.delivery_series(
+    delivery = queries.delivery_series(
         session,
         campaign_id=campaign.id,
         opd_filter=scope.opd_filter,
-        outcomes=list(_OUTCOME_MEASURE),
+        measures=_DELIVERY_MEASURES,
         as_of=scope.as_of,
-    ):
-        i = position.get(_as_date(day))
-        if opd_id in changes and i is not None:
-            changes[opd_id][i][_OUTCOME_MEASURE[outcome]] += int(n)
-    for opd_id, day, event, n in queries.enrolment_series(
-        session, opd_filter=scope.opd_filter, first=first, as_of=scope.as_of
-    ):
-        if opd_id not in changes:
-            continue
-        i = position.get(_as_date(day))
-        if i is None:  # before the campaign: only the list's size matters
-            listed_before[opd_id] += _LIST_CHANGE.get(event, 0) * int(n)
-            continue
-        row = changes[opd_id][i]
-        row["enrolled"] += _LIST_CHANGE.get(event, 0) * int(n)
-        if event == "enrolled":
-            row["ever_listed"] += int(n)
-        elif event == "opted_out":
-            row["opted_out"] += int(n)
+    )
+    columns = [_COL[m] for m in _DELIVERY_MEASURES]
+    i, t, sums = _indexed(delivery, row_of, first, n_days, width=len(columns))
+    changes[i, t, :] += _spread(sums, columns)  # one query row per (OPD, day): no repeats
 
-    series: dict[int, list[Day]] = {}
-    for opd_id, rows in changes.items():
-        running = dict.fromkeys((*MEASURES, *POPULATIONS), 0)
-        running["enrolled"] = running["ever_listed"] = max(0, listed_before[opd_id])
-        cumulative: list[Day] = []
-        for row in rows:
-            for key, n in row.items():
-                running[key] += n
-            cumulative.append({**running, "enrolled": max(0, running["enrolled"])})
-        series[opd_id] = cumulative
-    return series
+    enrolment = queries.enrolment_series(
+        session,
+        opd_filter=scope.opd_filter,
+        events=_ENROLMENT_EVENTS,
+        first=first,
+        as_of=scope.as_of,
+    )
+    i, t, sums = _indexed(
+        enrolment, row_of, first, n_days, width=len(_ENROLMENT_EVENTS), keep_before=True
+    )
+    joined, left, stopped = sums[:, 0], sums[:, 1], sums[:, 2]
+    before = t < 0  # before the campaign: only the list's size matters (one row per OPD)
+    listed_before[i[before]] += (joined - left)[before]
+    i, t = i[~before], t[~before]
+    changes[i, t, _COL["enrolled"]] += (joined - left)[~before]
+    changes[i, t, _COL["ever_listed"]] += joined[~before]
+    changes[i, t, _COL["opted_out"]] += stopped[~before]
+
+    start = np.maximum(listed_before, 0)
+    changes[:, 0, _COL["enrolled"]] += start
+    changes[:, 0, _COL["ever_listed"]] += start
+    cumulative = np.cumsum(changes, axis=1)
+    cumulative[:, :, _COL["enrolled"]] = np.maximum(cumulative[:, :, _COL["enrolled"]], 0)
+    return {opd.id: cumulative[i] for i, opd in enumerate(scope.opds)}
 
 
-def _as_date(value: object) -> date:
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))  # SQLite may hand back text
+def _indexed(
+    rows: Sequence[Any],
+    row_of: dict[int, int],
+    first: date,
+    n_days: int,
+    *,
+    width: int,
+    keep_before: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(OPD row, day offset, sums) of query rows for OPDs and days in scope (one row each)."""
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros((0, width), dtype=np.int64)
+    # Column-wise: transposing the result rows is far cheaper than reading them one by one.
+    columns = list(zip(*rows, strict=True))
+    opd_ids = np.array(columns[0], dtype=np.int64)
+    lookup = np.full(max(int(opd_ids.max()), max(row_of, default=0)) + 1, -1, dtype=np.int64)
+    lookup[list(row_of)] = list(row_of.values())
+    opd_rows = lookup[opd_ids]
+    days = np.array(columns[1], dtype="datetime64[D]")
+    offsets = (days - np.datetime64(first, "D")).astype(np.int64)
+    sums = np.array(columns[2:], dtype=np.int64).T.reshape(len(rows), width)
+    keep = (opd_rows >= 0) & (offsets < n_days) & ((offsets >= 0) | keep_before)
+    return opd_rows[keep], offsets[keep], sums[keep]
+
+
+def _spread(sums: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Sums laid out in the columns of a series (one (OPD, day) pair per row)."""
+    out = np.zeros((sums.shape[0], len(FIELDS)), dtype=np.int64)
+    out[:, columns] = sums
+    return out

@@ -6,7 +6,7 @@ and indexed states only; none reads a person's `delivery` or `enrolment` row.
 The counters come grouped in SQL per OPD, day and outcome (or event), one statement each.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -102,45 +102,55 @@ def _delivery_where(campaign_id: int, opd_filter: Sequence[int] | None) -> list[
     return where
 
 
+def _sums_by(column: Any, groups: Mapping[str, Sequence[str]], count: Any) -> list[Any]:
+    """One SUM per group of values of `column` (a pivot done in SQL)."""
+    return [
+        cast(func.sum(case((col(column).in_(list(values)), count), else_=0)), Integer).label(name)
+        for name, values in groups.items()
+    ]
+
+
 def delivery_series(
     session: Session,
     *,
     campaign_id: int,
     opd_filter: Sequence[int] | None,
-    outcomes: Sequence[str],
+    measures: Mapping[str, Sequence[str]],
     as_of: date,
 ) -> Rows:
-    """(opd_id, day, outcome, n, rows) of a campaign's delivery counters up to `as_of`."""
+    """(opd_id, day, *one sum per measure) of a campaign's delivery counters up to `as_of`."""
     dt = DeliveryTally
+    outcomes = [o for group in measures.values() for o in group]
     where = [*_delivery_where(campaign_id, opd_filter), col(dt.day) <= as_of]
-    return session.execute(
-        sa_select(
-            col(dt.opd_id),
-            col(dt.day),
-            col(dt.outcome),
-            cast(func.sum(dt.count), Integer),
-            func.count(),
-        )
-        .where(*where, col(dt.outcome).in_(list(outcomes)))
-        .group_by(col(dt.opd_id), col(dt.day), col(dt.outcome))
-    ).all()
+    stmt = (
+        sa_select(col(dt.opd_id), col(dt.day), *_sums_by(dt.outcome, measures, dt.count))
+        .where(*where, col(dt.outcome).in_(outcomes))
+        .group_by(col(dt.opd_id), col(dt.day))
+    )
+    return session.connection().execute(stmt).all()
 
 
 def enrolment_series(
-    session: Session, *, opd_filter: Sequence[int] | None, first: date, as_of: date
+    session: Session,
+    *,
+    opd_filter: Sequence[int] | None,
+    events: Mapping[str, Sequence[str]],
+    first: date,
+    as_of: date,
 ) -> Rows:
-    """(opd_id, day, event, n) up to `as_of`; days before `first` come as one day, first - 1."""
+    """(opd_id, day, *one sum per group of events) up to `as_of`; earlier days come as first - 1."""
     et = EnrolmentTally
     before = first - timedelta(days=1)
     day = case((col(et.day) < first, literal(before, Date)), else_=col(et.day)).label("day")
     where = [col(et.day) <= as_of]
     if opd_filter is not None:
         where.append(col(et.opd_id).in_(opd_filter))
-    return session.execute(
-        sa_select(col(et.opd_id), day, col(et.event), cast(func.sum(et.count), Integer))
+    stmt = (
+        sa_select(col(et.opd_id), day, *_sums_by(et.event, events, et.count))
         .where(*where)
-        .group_by(col(et.opd_id), day, col(et.event))
-    ).all()
+        .group_by(col(et.opd_id), day)
+    )
+    return session.connection().execute(stmt).all()
 
 
 def delivery_fingerprint(

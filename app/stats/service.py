@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlmodel import Session
 
 from app.auth.models import Role
@@ -28,9 +29,9 @@ from app.db import utcnow
 from app.errors import Forbidden, NotFound
 from app.security import PhoneVault
 from app.stats import queries
-from app.stats.figures import MEASURES, PUBLISHED_RULE, Day, Scope, read_series
+from app.stats.figures import FIELDS, MEASURES, PUBLISHED_RULE, Scope, Series, read_series
 from app.stats.queries import OpdRef
-from app.stats.rounding import publish_series, rounding_key
+from app.stats.rounding import publish_array, rounding_key
 from app.stats.schemas import (
     OTHER_OPDS_CODE,
     OTHER_OPDS_NAME,
@@ -42,6 +43,7 @@ from app.stats.schemas import (
 )
 
 TOTAL_NAME = "Jumlah"
+ENROLLED = FIELDS.index("enrolled")
 RATE_MIN_DENOMINATOR = 10
 # A day is closed once it has ended in WIB, the westernmost zone (it has ended in WITA and WIT).
 CLOSING_ZONE = ZoneInfo("Asia/Jakarta")
@@ -61,7 +63,7 @@ class _Published:
     scope: Scope
     group_min: int
     units: list[Unit]
-    series: list[list[Day]]  # per unit, per day: the published figures
+    series: list[Series]  # per unit: the published figures per day (populations zero)
 
 
 def stats_key(vault: PhoneVault) -> bytes:
@@ -92,13 +94,8 @@ def campaign_stats(
 ) -> CampaignStats:
     """Per-OPD and total figures of a campaign, rounded, up to the last closed day."""
     p = _published(session, campaign_id, viewer, key, group_min, now)
-    rows = [
-        _row(u.code, u.name, s[-1] if s else None) for u, s in zip(p.units, p.series, strict=True)
-    ]
-    total = dict.fromkeys(MEASURES, 0)
-    for unit_series in p.series:
-        for m in MEASURES:
-            total[m] += unit_series[-1][m] if unit_series else 0
+    rows = [_row(u.code, u.name, _last(s)) for u, s in zip(p.units, p.series, strict=True)]
+    total = {m: sum(getattr(r, m) for r in rows) for m in MEASURES}
     return CampaignStats.model_validate(
         {**_header(p), "rows": rows, "total": _row(None, TOTAL_NAME, total)}
     )
@@ -115,9 +112,12 @@ def campaign_daily(
 ) -> CampaignDaily:
     """The same figures at the end of each closed day: the viewer's OPDs together."""
     p = _published(session, campaign_id, viewer, key, group_min, now)
+    summed = np.zeros((len(p.scope.days), len(FIELDS)), dtype=np.int64)
+    for unit_series in p.series:
+        summed += unit_series
     days = [
         DailyRow.model_validate(
-            {"day": day, **{m: sum(s[i][m] for s in p.series) for m in MEASURES}}
+            {"day": day, **{m: int(summed[i][FIELDS.index(m)]) for m in MEASURES}}
         )
         for i, day in enumerate(p.scope.days)
     ]
@@ -148,7 +148,7 @@ def _scope(session: Session, *, campaign_id: int, viewer: Principal, now: dateti
     return Scope(campaign, opds, [o.id for o in opds], None, as_of)
 
 
-def _units(scope: Scope, series: dict[int, list[Day]], group_min: int) -> list[Unit]:
+def _units(scope: Scope, series: dict[int, Series], group_min: int) -> list[Unit]:
     """One unit per OPD with at least `group_min` people listed; the others in one group."""
     if scope.coordinator_opd is not None:
         own = scope.coordinator_opd
@@ -156,7 +156,8 @@ def _units(scope: Scope, series: dict[int, list[Day]], group_min: int) -> list[U
     units: list[Unit] = []
     small: list[OpdRef] = []
     for opd in scope.opds:
-        listed = series[opd.id][-1]["enrolled"] if series[opd.id] else 0
+        history = series[opd.id]
+        listed = int(history[-1][ENROLLED]) if len(history) else 0
         if listed >= group_min:
             units.append(Unit(opd.code, opd.name, (opd.id,)))
         else:
@@ -168,19 +169,13 @@ def _units(scope: Scope, series: dict[int, list[Day]], group_min: int) -> list[U
     return units
 
 
-def _publish(scope: Scope, series: dict[int, list[Day]], group_min: int, key: bytes) -> _Computed:
+def _publish(scope: Scope, series: dict[int, Series], group_min: int, key: bytes) -> _Computed:
     units = _units(scope, series, group_min)
-    published: list[list[Day]] = []
+    published: list[Series] = []
     for unit in units:
-        truth = [
-            {
-                name: sum(series[m][i][name] for m in unit.members)
-                for name in series[unit.members[0]][i]
-            }
-            for i in range(len(scope.days))
-        ]
+        truth = np.sum([series[m] for m in unit.members], axis=0)
         cell = f"campaign:{scope.campaign.id}|{unit.code}"
-        published.append(publish_series(truth, key=key, cell=cell, rule=PUBLISHED_RULE))
+        published.append(publish_array(truth, FIELDS, key=key, cell=cell, rule=PUBLISHED_RULE))
     return _Computed(fingerprint=(), units=units, series=published)
 
 
@@ -191,7 +186,7 @@ def _publish(scope: Scope, series: dict[int, list[Day]], group_min: int, key: by
 class _Computed:
     fingerprint: tuple[object, ...]
     units: list[Unit]
-    series: list[list[Day]]
+    series: list[Series]
 
 
 CACHE_SIZE = 64
@@ -261,8 +256,13 @@ def _rate(num: int, den: int) -> float | None:
     return round(num / den, 4) if den >= RATE_MIN_DENOMINATOR else None
 
 
-def _row(code: str | None, name: str, figures: Day | None) -> StatsRow:
-    values = {m: (figures or {}).get(m, 0) for m in MEASURES}
+def _last(series: Series) -> dict[str, int]:
+    if not len(series):
+        return dict.fromkeys(MEASURES, 0)
+    return {m: int(series[-1][FIELDS.index(m)]) for m in MEASURES}
+
+
+def _row(code: str | None, name: str, values: dict[str, int]) -> StatsRow:
     shown_code = OTHER_OPDS_CODE if code and code.startswith(f"{OTHER_OPDS_CODE}:") else code
     return StatsRow.model_validate(
         {

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from app.campaigns.models import Campaign
 from app.stats import service
-from app.stats.figures import MEASURES, Scope
+from app.stats.figures import FIELDS, MEASURES, Scope
 from app.stats.queries import OpdRef
-from tests.stats.worlds import FIRST, Reader, protected_targets, var, worlds
+from tests.stats.worlds import FIRST, Reader, as_series, protected_targets, var, worlds
 
 KEY = b"attack-test-key!" * 2
 GROUP_MIN = 10
@@ -38,10 +38,13 @@ def _scope(world: list[list[dict[str, int]]], coordinator: int | None = None) ->
 def _published(world: list[list[dict[str, int]]], coordinator: int | None = None):  # type: ignore[no-untyped-def]
     """(members as OPD indexes, published figures per day) for every row a viewer gets."""
     scope = _scope(world, coordinator)
-    series = {i + 1: history for i, history in enumerate(world)}
+    series = {i + 1: as_series(history) for i, history in enumerate(world)}
     computed = service._publish(scope, series, GROUP_MIN, KEY)
     rows = [
-        (tuple(m - 1 for m in unit.members), figures)
+        (
+            tuple(m - 1 for m in unit.members),
+            [{f: int(v) for f, v in zip(FIELDS, day, strict=True)} for day in figures],
+        )
         for unit, figures in zip(computed.units, computed.series, strict=True)
     ]
     # The total row and the daily totals are sums of these rows: nothing a reader could not add.

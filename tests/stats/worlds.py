@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import numpy as np
 from hypothesis import strategies as st
 
-from app.stats.figures import MEASURES, Day
+from app.stats.figures import FIELDS, MEASURES
 from tests.stats.attacker import Knowledge
 
+Day = dict[str, int]
 FIRST = date(2026, 3, 2)
 MONOTONE = ("scheduled", "delivered", "not_delivered", "opted_out")
 SENSITIVE = ("scheduled", "delivered", "not_delivered", "opted_out")
@@ -53,6 +55,11 @@ def worlds(draw: st.DrawFn) -> list[list[Day]]:
     """Two to five OPDs over the same one to four closed days."""
     n_days = draw(st.integers(1, 4))
     return draw(st.lists(histories(days=n_days), min_size=2, max_size=5))
+
+
+def as_series(history: list[Day]) -> np.ndarray:
+    """A history as the statistics hold it: (days, FIELDS) cumulative counts."""
+    return np.array([[day[f] for f in FIELDS] for day in history], dtype=np.int64)
 
 
 def days_of(world: list[list[Day]]) -> list[date]:
