@@ -10,7 +10,7 @@ likewise in one statement. Both are grouped in SQL.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     tuple_,
     union_all,
 )
@@ -231,12 +232,20 @@ def enrolment_fingerprint(session: Session) -> tuple[int, int]:
 # --- /metrics -----------------------------------------------------------------------------------
 
 
-def outbox_waiting(conn: Connection) -> Rows:
-    """(state, retried, n) of deliveries queued or sending; retried is 1 after an attempt."""
+def outbox_waiting(conn: Connection, *, now: datetime) -> Rows:
+    """(state, retried, n) of deliveries sending or queued and due; retried is 1 after an attempt.
+
+    Queued deliveries that are not due yet are left out: a STOP skips them at once, so counting
+    them would show the moment of an opt-out while nothing else moves (e.g. at night).
+    """
     retrying = case((col(Delivery.attempts) > 0, 1), else_=0)
+    due = or_(
+        col(Delivery.state) == DeliveryState.sending,
+        and_(col(Delivery.state) == DeliveryState.queued, col(Delivery.next_attempt_at) <= now),
+    )
     return conn.execute(
         sa_select(col(Delivery.state), retrying, func.count())
-        .where(col(Delivery.state).in_([DeliveryState.queued, DeliveryState.sending]))
+        .where(due)
         .group_by(col(Delivery.state), retrying)
     ).all()
 
@@ -253,14 +262,5 @@ def delivery_outcome_totals(conn: Connection) -> Rows:
     return conn.execute(
         sa_select(col(DeliveryTally.outcome), func.sum(DeliveryTally.count)).group_by(
             col(DeliveryTally.outcome)
-        )
-    ).all()
-
-
-def enrolment_event_totals(conn: Connection) -> Rows:
-    """(event, n) summed over every enrolment counter."""
-    return conn.execute(
-        sa_select(col(EnrolmentTally.event), func.sum(EnrolmentTally.count)).group_by(
-            col(EnrolmentTally.event)
         )
     ).all()
