@@ -13,7 +13,7 @@ REQUESTS = Counter(
 )
 EVENTS = Counter(
     "spi_webhook_events_total",
-    "Webhook events handled, by kind (message, status, preference)",
+    "Webhook events handled, by kind (message: from a person, preferences included; status)",
     ["kind"],
 )
 STATUSES = Counter(

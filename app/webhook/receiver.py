@@ -172,9 +172,10 @@ def _process(app: FastAPI, batch: inbound.Batch[keywords.Parsed]) -> service.Out
 
 
 def _count(batch: inbound.Batch[keywords.Parsed]) -> None:
-    metrics.EVENTS.labels("message").inc(len(batch.messages))
+    # A preference change is WhatsApp's own opt-out or opt-in: counted as a message from a
+    # person, so that it cannot be told from one.
+    metrics.EVENTS.labels("message").inc(len(batch.messages) + len(batch.preferences))
     metrics.EVENTS.labels("status").inc(len(batch.statuses))
-    metrics.EVENTS.labels("preference").inc(len(batch.preferences))
     if batch.account_errors:
         logger.warning("webhook.account_errors count=%d", batch.account_errors)
     if batch.malformed:

@@ -333,6 +333,7 @@ _HANDLERS = {
 def _handle_preference(ctx: _Context, preference: PreferenceEvent) -> None:
     """WhatsApp's own marketing stop/resume for our business."""
     ctx.outcome.preferences += 1
+    metrics.INBOUND.labels("handled").inc()
     if "marketing" not in preference.category or preference.value not in ("stop", "resume"):
         return
     if preference.user_digits is None:

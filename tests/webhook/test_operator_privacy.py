@@ -24,8 +24,9 @@ from app.outbox.models import Delivery
 from app.sandbox.graph import SandboxGraph
 from app.security import PhoneVault, mask_phone
 from tests.factories import add_delivery_row, add_round_rows, enrol_number
+from tests.webhook import payloads
 from tests.webhook.conftest import FakeWhatsApp
-from tests.webhook.helpers import NUMBER, WA_ID, say
+from tests.webhook.helpers import NUMBER, WA_ID, say, send
 
 # The keywords that carry a person's decision, in an order where each one acts (YA confirms the
 # DAFTAR before it, MULAI lifts the STOP before it).
@@ -89,6 +90,24 @@ def test_metrics_move_after_each_decision_exactly_as_after_a_help_request(
         assert _move(scrape, lambda k=keyword: say(client, settings, k)) == help_request, keyword
     assert _move(scrape, lambda: say(client, settings, "BANTUAN")) == help_request
     assert len(wa.to(NUMBER)) == len(DECISIONS) + 2  # every keyword was acted on and answered
+
+
+def test_whatsapps_own_opt_out_moves_metrics_like_an_ordinary_text(
+    client: TestClient,
+    scrape: TestClient,
+    settings: Settings,
+    engine: Engine,
+    vault: PhoneVault,
+    wa: FakeWhatsApp,
+    opd: str,
+) -> None:
+    _person_with_a_reminder_waiting(engine, vault, opd)
+    say(client, settings, "halo")  # today's one neutral reply; later texts get none
+    text = _move(scrape, lambda: say(client, settings, "halo lagi"))
+    for value in ("stop", "resume", "stop"):
+        preference = payloads.preference(WA_ID, value)
+        assert _move(scrape, lambda p=preference: send(client, settings, p)) == text, value
+    assert len(wa.to(NUMBER)) == 1
 
 
 def test_no_log_record_links_the_number_to_a_keyword(
