@@ -65,7 +65,8 @@ def _move(scrape: TestClient, act: object) -> list[tuple[object, float]]:
     return sorted((k, new.get(k, 0.0) - old.get(k, 0.0)) for k in old.keys() | new.keys())
 
 
-def _person_with_a_reminder_waiting(engine: Engine, vault: PhoneVault, opd: str) -> None:
+@pytest.fixture
+def person(engine: Engine, vault: PhoneVault, opd: str) -> None:
     """Enrolled, with tomorrow's reminder queued: STOP and HAPUS skip it on the spot."""
     enrolment_id = enrol_number(engine, vault, opd, NUMBER)
     _, round_id = add_round_rows(engine, opd_code=opd)
@@ -75,15 +76,8 @@ def _person_with_a_reminder_waiting(engine: Engine, vault: PhoneVault, opd: str)
 
 
 def test_metrics_move_after_each_decision_exactly_as_after_a_help_request(
-    client: TestClient,
-    scrape: TestClient,
-    settings: Settings,
-    engine: Engine,
-    vault: PhoneVault,
-    wa: FakeWhatsApp,
-    opd: str,
+    client: TestClient, scrape: TestClient, settings: Settings, wa: FakeWhatsApp, person: None
 ) -> None:
-    _person_with_a_reminder_waiting(engine, vault, opd)
     help_request = _move(scrape, lambda: say(client, settings, "BANTUAN"))
     assert any(change for _, change in help_request)  # the webhook traffic is counted
     for keyword in DECISIONS:
@@ -93,15 +87,8 @@ def test_metrics_move_after_each_decision_exactly_as_after_a_help_request(
 
 
 def test_whatsapps_own_opt_out_moves_metrics_like_an_ordinary_text(
-    client: TestClient,
-    scrape: TestClient,
-    settings: Settings,
-    engine: Engine,
-    vault: PhoneVault,
-    wa: FakeWhatsApp,
-    opd: str,
+    client: TestClient, scrape: TestClient, settings: Settings, wa: FakeWhatsApp, person: None
 ) -> None:
-    _person_with_a_reminder_waiting(engine, vault, opd)
     say(client, settings, "halo")  # today's one neutral reply; later texts get none
     text = _move(scrape, lambda: say(client, settings, "halo lagi"))
     for value in ("stop", "resume", "stop"):
@@ -114,16 +101,13 @@ def test_no_log_record_links_the_number_to_a_keyword(
     api: FastAPI,
     client: TestClient,
     settings: Settings,
-    engine: Engine,
-    vault: PhoneVault,
-    opd: str,
+    person: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The real messenger (the in-process sandbox), so that sending the reply logs as in service.
     sandbox = api.state.sandbox
     assert isinstance(sandbox, SandboxGraph)
     sandbox.faults.status_delay_seconds = 0.0
-    _person_with_a_reminder_waiting(engine, vault, opd)
     caplog.set_level(logging.DEBUG)
     for keyword in ("BANTUAN", *DECISIONS):
         caplog.clear()
