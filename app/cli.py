@@ -69,6 +69,7 @@ def serve(
     from app.main import create_app
 
     settings = load_settings()
+    sandbox_commands.exit_unless_allowed(settings)
     schema_migrations.upgrade_to_head(settings.resolved_database_url)
     if not settings.whatsapp_access_token.get_secret_value():
         # Embedded default: the sandbox stands in for Meta, so give it the neutral seed templates.

@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     # Attempts before failing for good (about 1 h of backoff, capped at 15 min).
     worker_max_attempts: int = Field(default=12, ge=1)
 
-    # The local sandbox that stands in for Meta without credentials.
+    # The local sandbox that stands in for Meta without credentials. In production it runs only
+    # when asked for (then with a banner on every page and admin-only /sandbox/* routes).
+    sandbox_in_production: bool = False
     sandbox_url: str = ""  # a standalone `spi-reminder sandbox serve`; empty = in-process
     # Where the sandbox posts status webhooks: unset = this service's own, empty = nowhere.
     sandbox_webhook_url: str | None = None

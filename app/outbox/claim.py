@@ -210,6 +210,5 @@ def claim_batch(
         deferred=sum(map(len, deferred.values())),
         failed=len(failed),
     )
-    metrics.SKIPPED.inc(summary.counts["skipped"])
     metrics.DEFERRED.inc(summary.counts["deferred"])
     return jobs, summary

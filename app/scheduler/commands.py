@@ -12,6 +12,7 @@ from app import schema_migrations
 from app.config import get_settings
 from app.db import make_engine
 from app.logging_setup import configure_logging
+from app.sandbox import commands as sandbox_commands
 from app.scheduler import runner
 from app.scheduler.election import DEFAULT_POLL_SECONDS
 
@@ -35,6 +36,8 @@ def scheduler(
     """Run the scheduler alone (standby if another process holds the lock)."""
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    # It sends nothing itself, but its rounds would go to the sandbox of serve.
+    sandbox_commands.exit_unless_allowed(settings)
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)

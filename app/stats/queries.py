@@ -8,7 +8,7 @@ The counters come grouped in SQL per OPD, day and outcome (or event), one statem
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +20,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    or_,
 )
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -176,12 +177,20 @@ def enrolment_fingerprint(session: Session) -> tuple[int, int]:
 # --- /metrics -----------------------------------------------------------------------------------
 
 
-def outbox_waiting(conn: Connection) -> Rows:
-    """(state, retried, n) of deliveries queued or sending; retried is 1 after an attempt."""
+def outbox_waiting(conn: Connection, *, now: datetime) -> Rows:
+    """(state, retried, n) of deliveries sending or queued and due; retried is 1 after an attempt.
+
+    Queued deliveries that are not due yet are left out: a STOP skips them at once, so counting
+    them would show the moment of an opt-out while nothing else moves (e.g. at night).
+    """
     retrying = case((col(Delivery.attempts) > 0, 1), else_=0)
+    due = or_(
+        col(Delivery.state) == DeliveryState.sending,
+        and_(col(Delivery.state) == DeliveryState.queued, col(Delivery.next_attempt_at) <= now),
+    )
     return conn.execute(
         sa_select(col(Delivery.state), retrying, func.count())
-        .where(col(Delivery.state).in_([DeliveryState.queued, DeliveryState.sending]))
+        .where(due)
         .group_by(col(Delivery.state), retrying)
     ).all()
 
@@ -198,14 +207,5 @@ def delivery_outcome_totals(conn: Connection) -> Rows:
     return conn.execute(
         sa_select(col(DeliveryTally.outcome), func.sum(DeliveryTally.count)).group_by(
             col(DeliveryTally.outcome)
-        )
-    ).all()
-
-
-def enrolment_event_totals(conn: Connection) -> Rows:
-    """(event, n) summed over every enrolment counter."""
-    return conn.execute(
-        sa_select(col(EnrolmentTally.event), func.sum(EnrolmentTally.count)).group_by(
-            col(EnrolmentTally.event)
         )
     ).all()

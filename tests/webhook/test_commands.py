@@ -576,17 +576,7 @@ def test_user_preferences_stop_and_resume(
     mine = enrol_number(engine, vault, opd, NUMBER)
 
     def preference(value: str) -> dict:  # type: ignore[type-arg]
-        item = {
-            "wa_id": WA_ID,
-            "category": "marketing_messages",
-            "value": value,
-            "detail": "User requested to stop marketing messages",
-            "timestamp": 1731705721,
-        }
-        return payloads.envelope(
-            {"messaging_product": "whatsapp", "user_preferences": [item]},
-            field="user_preferences",
-        )
+        return payloads.preference(WA_ID, value)
 
     send(client, settings, preference("stop"))
     assert suppression(engine, vault) == "marketing_optout"
