@@ -66,11 +66,12 @@ class World:
         return [d.state for d in self.deliveries()]
 
     def tallies(self) -> dict[str, int]:
-        """Tally totals by outcome."""
+        """Tally totals by send outcome (the round's `listed` population is not one)."""
         totals: dict[str, int] = {}
         with session_scope(self.engine) as s:
             for row in s.exec(select(DeliveryTally)).all():
-                totals[row.outcome] = totals.get(row.outcome, 0) + row.count
+                if row.outcome != "listed":
+                    totals[row.outcome] = totals.get(row.outcome, 0) + row.count
         return totals
 
 
