@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from app.auth.models import Role
 from app.cli import cli
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
 from app.main import create_app
 from app.opds.models import Opd
@@ -737,19 +737,6 @@ def test_numbers_are_stored_encrypted(
 
 
 # --- CLI ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The CLI's environment, pointing at the test database and keys."""
-    monkeypatch.setenv("SPI_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("SPI_ENCRYPTION_KEYS", settings.encryption_keys.get_secret_value())
-    monkeypatch.setenv("SPI_BLIND_INDEX_KEY", settings.blind_index_key.get_secret_value())
-    monkeypatch.setenv("SPI_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("SPI_LOG_JSON", "false")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_cli_import_with_report(
