@@ -117,13 +117,15 @@ def enrol(
     except IntegrityError as exc:
         raise Conflict(ALREADY_LISTED, code="already_enrolled") from exc
     tally(session, opd_id=opd.id, event="enrolled", at=now)
+    # Keyed by the OPD, not the listing's id: an id in the audit trail would outlive the row's
+    # erasure (HAPUS, purge) and show which listing vanished without a withdrawal.
     audit_service.record(
         session,
         actor=actor,
         action="enrolment.create",
-        object_type="enrolment",
-        object_id=enrolment.public_id,
-        detail={"opd": opd.code, "consent_method": consent_method},
+        object_type="opd",
+        object_id=opd.code,
+        detail={"consent_method": consent_method},
     )
     return enrolment
 
@@ -202,11 +204,12 @@ def withdraw(session: Session, *, actor: Principal, public_id: str) -> Enrolment
     enrolment.label_ciphertext = None
     session.add(enrolment)
     tally(session, opd_id=enrolment.opd_id, event="withdrawn", at=now)
+    opd = session.get(Opd, enrolment.opd_id)
     audit_service.record(
         session,
         actor=actor,
         action="enrolment.withdraw",
-        object_type="enrolment",
-        object_id=public_id,
+        object_type="opd",
+        object_id=opd.code if opd else None,
     )
     return enrolment
