@@ -22,7 +22,7 @@ from app.retention import commands, jobs
 from app.retention.service import purge_due
 from app.security import PhoneVault
 from app.stats import service as stats_service
-from tests.factories import add_enrolments, add_opd, add_token, bearer
+from tests.factories import add_enrolments, add_opd, add_token, bearer, every_cell
 from tests.stats.helpers import TODAY, add_campaign_row, add_deliveries, opd_ids
 
 OLD_LAST = TODAY - timedelta(days=60)
@@ -142,9 +142,17 @@ def test_purge_removes_per_person_rows_and_keeps_the_statistics(world: World) ->
     assert before["inspectorate"]["total"]["delivered"] == 14  # type: ignore[index]
     running_before = [(d.id, d.wamid, d.state) for d in _deliveries(engine, world.running)]
 
+    seen = [
+        (e.public_id, e.enrolled_at, e.consent_recorded_at)
+        for e in _enrolments(engine, world.dinkes)
+    ]
     with session_scope(engine) as s:
         report = purge_due(s, now=utcnow(), dry_run=False)
     assert [c.campaign_id for c in report.campaigns] == [world.old]
+    # No id a DINKES coordinator saw is left in any row of any table (their rows, with their
+    # timestamps, are gone: asserted below; the fixture backdates everyone to one instant).
+    cells = every_cell(engine)
+    assert not [public_id for public_id in seen if public_id in cells]
     assert report.deliveries == 14
     assert report.enrolments_erased == 8  # DINKES only: BAPPEDA is in a running campaign
 

@@ -11,14 +11,13 @@ from datetime import datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
-from sqlmodel import SQLModel
 
 from app.audit.models import AuditEvent
 from app.auth.models import Role
 from app.config import Settings
 from app.db import session_scope
 from app.security import PhoneVault
-from tests.factories import add_token, bearer
+from tests.factories import add_token, bearer, every_cell
 from tests.webhook.conftest import FakeWhatsApp
 from tests.webhook.helpers import NUMBER, enrolments, say
 
@@ -31,16 +30,6 @@ def _list(client: TestClient, token: dict[str, str], number: str) -> dict[str, o
     )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
-
-
-def _every_cell(engine: Engine) -> list[object]:
-    with session_scope(engine) as s:
-        return [
-            cell
-            for table in SQLModel.metadata.sorted_tables
-            for row in s.execute(select(table)).all()
-            for cell in row
-        ]
 
 
 def test_a_suppressed_number_is_listed_without_ciphertext_until_mulai(
@@ -100,7 +89,7 @@ def test_after_hapus_nothing_a_coordinator_saw_remains(
         datetime.fromisoformat(str(seen[key]).replace("Z", "+00:00"))
         for key in ("enrolled_at", "consent_recorded_at")
     }
-    cells = _every_cell(engine)
+    cells = every_cell(engine)
     assert seen["id"] not in cells
     assert not [c for c in cells if isinstance(c, datetime) and c in times]
     assert not [c for c in cells if isinstance(c, str) and "5432" in c]
