@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
@@ -32,30 +33,27 @@ def _list(client: TestClient, token: dict[str, str], number: str) -> dict[str, o
     return response.json()  # type: ignore[no-any-return]
 
 
-def test_a_suppressed_number_is_listed_without_ciphertext_until_mulai(
-    client: TestClient, settings: Settings, engine: Engine, vault: PhoneVault, opd: str
+@pytest.mark.parametrize(
+    ("suppress_with", "come_back_with"),
+    [("STOP", ("MULAI",)), ("HAPUS", ("DAFTAR DINKES", "YA"))],
+)
+def test_a_suppressed_number_is_listed_without_ciphertext_until_the_owner_returns(
+    client: TestClient,
+    settings: Settings,
+    engine: Engine,
+    vault: PhoneVault,
+    opd: str,
+    suppress_with: str,
+    come_back_with: tuple[str, ...],
 ) -> None:
     token = bearer(add_token(engine, Role.coordinator, opd))
-    say(client, settings, "STOP")
+    say(client, settings, suppress_with)
     _list(client, token, NUMBER)
     [row] = enrolments(engine)
-    assert row.phone_ciphertext is None
-    assert row.phone_masked == "+62812****5432"
+    assert (row.phone_ciphertext, row.phone_masked) == (None, "+62812****5432")
     assert row.phone_index == vault.blind_index(NUMBER)
-    say(client, settings, "MULAI")
-    [row] = enrolments(engine)
-    assert row.phone_ciphertext is not None
-    assert vault.decrypt(row.phone_ciphertext) == NUMBER
-
-
-def test_daftar_by_the_owner_fills_the_number_back_in_after_hapus(
-    client: TestClient, settings: Settings, engine: Engine, vault: PhoneVault, opd: str
-) -> None:
-    token = bearer(add_token(engine, Role.coordinator, opd))
-    say(client, settings, "HAPUS")
-    _list(client, token, NUMBER)
-    say(client, settings, "DAFTAR DINKES")
-    say(client, settings, "YA")
+    for text in come_back_with:
+        say(client, settings, text)
     [row] = enrolments(engine)  # the coordinator's row, not a second one
     assert row.consent_method == "paper_form"
     assert row.phone_ciphertext is not None
