@@ -73,7 +73,6 @@ class EnrolmentPublic(BaseModel):
     consent_method: str
     consent_recorded_at: datetime
     consent_notice_version: str
-    status: str
     enrolled_at: datetime
 
 
@@ -89,6 +88,5 @@ class ImportSummary(BaseModel):
     enrolled: int = 0
     duplicate: int = 0
     invalid: int = 0
-    suppressed: int = 0
     not_applied: int = 0  # valid rows left out because all_or_nothing found bad rows
     applied: bool = True

@@ -171,7 +171,7 @@ def _stop(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
 
 
 def _resume(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
-    result = optout.resume(ctx.session, index=index, now=ctx.now)
+    result = optout.resume(ctx.session, vault=ctx.vault, e164=e164, now=ctx.now)
     opd = _opd_name(ctx, result.opd_id)
     keys = {
         optout.ResumeOutcome.resumed: "resume_done",
@@ -256,9 +256,11 @@ def _signup(ctx: _Context, e164: str, index: str, parsed: Parsed) -> None:
     if opd is None:
         ctx.reply(e164, "signup_unknown_code")
         return
-    active_opd = suppression_list.active_enrolment_opd(ctx.session, index)
-    if active_opd is not None:
-        ctx.reply(e164, "signup_already_enrolled", opd=_opd_name(ctx, active_opd))
+    suppression = suppression_list.suppression_of(ctx.session, index)
+    listed_opd = suppression_list.listing_opd(ctx.session, index)
+    # A suppressed number's listings are not being messaged: DAFTAR is how its owner returns.
+    if listed_opd is not None and suppression is None:
+        ctx.reply(e164, "signup_already_enrolled", opd=_opd_name(ctx, listed_opd))
         return
     assert opd.id is not None
     _drop_pending(ctx, index)
@@ -273,7 +275,6 @@ def _signup(ctx: _Context, e164: str, index: str, parsed: Parsed) -> None:
         hours=int(SIGNUP_VALID_FOR.total_seconds() // 3600),
         notice_version=ctx.settings.privacy_notice_version,
     )
-    suppression = suppression_list.suppression_of(ctx.session, index)
     if suppression is not None:
         note = "signup_note_erased" if suppression.source == "erase" else "signup_note_stopped"
         body = f"{body}\n\n{ctx.texts.text(note)}"
@@ -339,15 +340,22 @@ def _handle_preference(ctx: _Context, preference: PreferenceEvent) -> None:
     if preference.user_digits is None:
         ctx.outcome.without_number += 1
         return
-    index = ctx.vault.blind_index("+" + preference.user_digits)
+    e164 = "+" + preference.user_digits
     if preference.value == "stop":
         ctx.outcome.opted_out += 1
         optout.stop(
-            ctx.session, index=index, now=ctx.now, source=SuppressionSource.marketing_optout
+            ctx.session,
+            index=ctx.vault.blind_index(e164),
+            now=ctx.now,
+            source=SuppressionSource.marketing_optout,
         )
     else:
         optout.resume(
-            ctx.session, index=index, now=ctx.now, lift=(SuppressionSource.marketing_optout,)
+            ctx.session,
+            vault=ctx.vault,
+            e164=e164,
+            now=ctx.now,
+            lift=(SuppressionSource.marketing_optout,),
         )
 
 
