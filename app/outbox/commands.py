@@ -3,10 +3,10 @@
 import asyncio
 import functools
 
+from app import cli_support
 from app.config import get_settings
 from app.logging_setup import configure_logging
 from app.outbox.worker import run_worker
-from app.sandbox import commands as sandbox_commands
 from app.sandbox import connect as sandbox_connect
 from app.sandbox.identity import GRAPH_MOUNT
 
@@ -19,7 +19,7 @@ def worker() -> None:
     """
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
-    sandbox_commands.exit_unless_allowed(settings, standalone=True)
+    cli_support.exit_unless_allowed(settings, standalone=True)
     serve_sandbox = f"http://{settings.host}:{settings.port}{GRAPH_MOUNT}"
     open_whatsapp = functools.partial(
         sandbox_connect.open_for_worker, settings, fallback_sandbox_url=serve_sandbox

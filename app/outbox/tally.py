@@ -19,7 +19,6 @@ FAILED_OTHER = FailureClass.OTHER.value
 UNKNOWN = "unknown"
 SKIPPED = "skipped"
 RETRIED = "retried"  # counts attempts that were retried, not deliveries
-LISTED = "listed"  # people on the OPD's list when a round was created (not a send outcome)
 OUTCOMES = (
     SCHEDULED,
     ACCEPTED,
@@ -30,7 +29,6 @@ OUTCOMES = (
     UNKNOWN,
     SKIPPED,
     RETRIED,
-    LISTED,
 )
 # Not a send outcome: at round creation, how many people each OPD's list held (suppressed and
 # de-duplicated ones included). The statistics need it for the population a coordinator knows.

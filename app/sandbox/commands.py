@@ -7,11 +7,12 @@ from typing import Annotated
 import httpx
 import typer
 
+from app import cli_support
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.logging_setup import configure_logging
 from app.sandbox import inbox
-from app.sandbox.identity import SandboxRefused, check_startup, sandbox_active
+from app.sandbox.identity import sandbox_active
 
 app = typer.Typer(help="Local sandbox of Meta's WhatsApp Cloud API.")
 
@@ -29,15 +30,6 @@ def _settings() -> Settings:
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
     return settings
-
-
-def exit_unless_allowed(settings: Settings, *, standalone: bool = False) -> None:
-    """Exit with one line saying what to set when production would run the sandbox unasked."""
-    try:
-        check_startup(settings, standalone=standalone)
-    except SandboxRefused as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
 
 
 def _has_database(settings: Settings) -> bool:
@@ -65,7 +57,7 @@ def serve(
     if not sandbox_active(settings):
         typer.echo("error: Meta credentials are set; the sandbox is off", err=True)
         raise typer.Exit(code=2)
-    exit_unless_allowed(settings, standalone=True)
+    cli_support.exit_unless_allowed(settings, standalone=True)
     engine = make_engine(settings.resolved_database_url) if _has_database(settings) else None
     sandbox = build_sandbox(settings, engine=engine)
     if webhook_url is None:

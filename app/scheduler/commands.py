@@ -8,11 +8,10 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from app import schema_migrations
+from app import cli_support, schema_migrations
 from app.config import get_settings
 from app.db import make_engine
 from app.logging_setup import configure_logging
-from app.sandbox import commands as sandbox_commands
 from app.scheduler import runner
 from app.scheduler.election import DEFAULT_POLL_SECONDS
 
@@ -37,7 +36,7 @@ def scheduler(
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
     # It sends nothing itself, but its rounds would go to the sandbox of serve.
-    sandbox_commands.exit_unless_allowed(settings)
+    cli_support.exit_unless_allowed(settings)
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)

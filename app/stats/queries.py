@@ -16,6 +16,7 @@ from sqlalchemy import (
     Date,
     Integer,
     Row,
+    and_,
     case,
     cast,
     func,
