@@ -10,7 +10,7 @@ import typer
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from app import schema_migrations
+from app import cli_support, schema_migrations
 from app.auth import service as auth_service
 from app.auth.models import Role
 from app.auth.principal import cli_principal
@@ -69,6 +69,7 @@ def serve(
     from app.main import create_app
 
     settings = load_settings()
+    cli_support.exit_unless_allowed(settings)
     schema_migrations.upgrade_to_head(settings.resolved_database_url)
     if not settings.whatsapp_access_token.get_secret_value():
         # Embedded default: the sandbox stands in for Meta, so give it the neutral seed templates.

@@ -10,6 +10,7 @@ from sqlmodel import Session
 from app.config import Settings, get_settings
 from app.db import make_engine, session_scope
 from app.logging_setup import configure_logging
+from app.sandbox.identity import SandboxRefused, check_startup
 
 
 def load_settings() -> Settings:
@@ -37,3 +38,12 @@ def cli_session(settings: Settings) -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
+
+
+def exit_unless_allowed(settings: Settings, *, standalone: bool = False) -> None:
+    """Exit with one line saying what to set when production would run the sandbox unasked."""
+    try:
+        check_startup(settings, standalone=standalone)
+    except SandboxRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None

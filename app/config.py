@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     # Attempts before failing for good (about 1 h of backoff, capped at 15 min).
     worker_max_attempts: int = Field(default=12, ge=1)
 
-    # The local sandbox that stands in for Meta without credentials.
+    # The local sandbox that stands in for Meta without credentials. In production it runs only
+    # when asked for (then with a banner on every page and admin-only /sandbox/* routes).
+    sandbox_in_production: bool = False
     sandbox_url: str = ""  # a standalone `spi-reminder sandbox serve`; empty = in-process
     # Where the sandbox posts status webhooks: unset = this service's own, empty = nowhere.
     sandbox_webhook_url: str | None = None
@@ -78,8 +80,8 @@ class Settings(BaseSettings):
 
     audit_retention_days: int = Field(default=365, ge=1)
 
-    # Statistics: counts from 1 to k-1 are withheld. k >= 3, since "<2" would mean exactly 1.
-    stats_min_cell: int = Field(default=5, ge=3)
+    # Statistics (docs/privacy.md): OPDs with fewer people listed are published only together.
+    stats_group_min: int = Field(default=10, ge=2)
     # Bearer token for /metrics; empty = only loopback clients may read it.
     metrics_token: SecretStr = SecretStr("")
     # A replacement for app/webhook/replies_id.yaml (every key must be present).

@@ -37,8 +37,13 @@ No answer, completion or individual behaviour is ever tracked.
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
-    """Build the API for the given settings (the environment's by default)."""
+    """Build the API for the given settings (the environment's by default).
+
+    Raises SandboxRefused in production without Meta credentials, unless the operator set
+    SPI_SANDBOX_IN_PRODUCTION.
+    """
     settings = settings or get_settings()
+    sandbox_identity.check_startup(settings)
     vault = PhoneVault(load_keys(settings))
     if engine is None:
         if settings.resolved_database_url.startswith("sqlite"):

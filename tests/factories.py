@@ -300,3 +300,17 @@ def add_round(
         assert created is not None
         assert created.id is not None
         return created.id
+
+
+def every_cell(engine: Engine) -> list[object]:
+    """Every value of every row of every table, to scan for what must not remain."""
+    from sqlalchemy import select as _select
+    from sqlmodel import SQLModel
+
+    with session_scope(engine) as s:
+        return [
+            cell
+            for table in SQLModel.metadata.sorted_tables
+            for row in s.execute(_select(table)).all()
+            for cell in row
+        ]

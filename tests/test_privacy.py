@@ -147,38 +147,34 @@ def test_key_rotation_keeps_every_enrolment_readable(
 
 
 @pytest.mark.parametrize("source", ["stop", "erase"])
-def test_suppressed_number_cannot_be_enrolled_by_any_role(
+def test_suppressed_number_is_listed_without_its_ciphertext_by_any_role(
     client: TestClient, engine: Engine, vault: PhoneVault, source: str
 ) -> None:
     add_opd(engine, "DINKES")
+    add_opd(engine, "BAPPEDA")
     with session_scope(engine) as s:
         s.add(Suppression(phone_index=vault.blind_index(NUMBER), source=source))
-    for token in (add_token(engine, Role.admin), add_token(engine, Role.coordinator, "DINKES")):
-        single = client.post(
-            "/api/v1/opds/DINKES/enrolments",
-            json={"phone": "0812 9876 5432", "consent": {"method": "paper_form"}},
-            headers=bearer(token),
-        )
-        assert single.status_code == 409
-        assert single.json()["error"]["code"] == "suppressed"
-        bulk = client.post(
-            "/api/v1/opds/DINKES/enrolments/import",
-            files={
-                "file": ("s.csv", b"phone,consent_method\n081298765432,paper_form\n", "text/csv")
-            },
-            headers=bearer(token),
-        )
-        assert bulk.json()["rows"] == [
-            {"row": 2, "outcome": "suppressed", "reason": bulk.json()["rows"][0]["reason"]}
-        ]
+    single = client.post(
+        "/api/v1/opds/DINKES/enrolments",
+        json={"phone": "0812 9876 5432", "consent": {"method": "paper_form"}},
+        headers=bearer(add_token(engine, Role.admin)),
+    )
+    assert single.status_code == 201, single.text
+    assert single.json()["phone_masked"] == "+62812****5432"
+    bulk = client.post(
+        "/api/v1/opds/BAPPEDA/enrolments/import",
+        files={"file": ("s.csv", b"phone,consent_method\n081298765432,paper_form\n", "text/csv")},
+        headers=bearer(add_token(engine, Role.coordinator, "BAPPEDA")),
+    )
+    assert bulk.json()["rows"] == [{"row": 2, "outcome": "enrolled", "reason": None}]
     with session_scope(engine) as s:
-        assert s.exec(select(Enrolment)).all() == []
-        refused = s.exec(
-            select(AuditEvent).where(
-                AuditEvent.outcome == "refused", AuditEvent.action == "enrolment.create"
-            )
-        ).all()
-        assert [e.detail for e in refused] == [{"reason": "suppressed"}] * 2
+        rows = s.exec(select(Enrolment)).all()
+        assert [(r.phone_ciphertext, r.phone_masked) for r in rows] == [
+            (None, "+62812****5432")
+        ] * 2
+        assert {r.phone_index for r in rows} == {vault.blind_index(NUMBER)}
+        refused = s.exec(select(AuditEvent).where(AuditEvent.outcome == "refused")).all()
+        assert refused == []
 
 
 def test_withdrawal_erases_number_and_label_and_is_tallied(

@@ -5,12 +5,18 @@ delivery only while under `max_reminders` counted deliveries of the campaign and
 delivery whose round is sent less than `min_gap_days` before (or any time after) this round's
 send_at. Rounds of one campaign are created one at a time (`lock_campaign`), so two racing
 rounds cannot both see a person as eligible.
+
+A person is a blind index, not a row: several OPDs may list the same number (refusing it would
+tell a coordinator that another OPD lists it). The campaign reminds each person through one
+listing only, the earliest in its scope that holds the number, and counts the budget over
+every listing of that number (invariants 8 and 9).
 """
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, case, exists, func, literal, or_, select
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session, col
 
@@ -33,27 +39,56 @@ def opd_scope(campaign_id: int, all_opds: bool) -> ColumnElement[bool]:
 
 
 def _history(campaign_id: int) -> Subquery:
-    """Per enrolment: counted deliveries of this campaign and the latest round send time."""
+    """Per person (blind index): counted deliveries of this campaign, latest round send time."""
+    listing = aliased(Enrolment, name="listing")
     return (
         select(
-            col(Delivery.enrolment_id).label("enrolment_id"),
+            col(listing.phone_index).label("phone_index"),
             func.count().label("sent"),
             func.max(col(Round.send_at)).label("last_at"),
         )
+        .select_from(Delivery)
         .join(Round, col(Round.id) == col(Delivery.round_id))
+        .join(listing, col(listing.id) == col(Delivery.enrolment_id))
         .where(
             col(Delivery.campaign_id) == campaign_id,
             col(Delivery.state).in_(_COUNTED),
-            col(Delivery.enrolment_id).is_not(None),
+            col(listing.phone_index).is_not(None),
         )
-        .group_by(col(Delivery.enrolment_id))
+        .group_by(col(listing.phone_index))
         .subquery("history")
+    )
+
+
+def _first_listings(campaign: Campaign) -> Select[int | None]:
+    """Per person in the campaign's scope, the earliest listing that holds the number."""
+    assert campaign.id is not None
+    listing = aliased(Enrolment, name="first_listing")
+    scope = aliased(Opd, name="first_opd")
+    in_scope = (
+        literal(True)
+        if campaign.all_opds
+        else col(scope.id).in_(
+            select(col(CampaignOpd.opd_id)).where(col(CampaignOpd.campaign_id) == campaign.id)
+        )
+    )
+    return (
+        select(func.min(col(listing.id)))
+        .select_from(listing)
+        .join(scope, col(scope.id) == col(listing.opd_id))
+        .where(
+            col(listing.status) == EnrolmentStatus.active.value,
+            col(listing.phone_index).is_not(None),
+            col(listing.phone_ciphertext).is_not(None),
+            in_scope,
+        )
+        .group_by(col(listing.phone_index))
     )
 
 
 def _gap_ok(history: Subquery, campaign: Campaign, send_at: datetime) -> ColumnElement[bool]:
     cutoff = literal(send_at - timedelta(days=campaign.min_gap_days), UTCDateTime())
-    return or_(history.c.enrolment_id.is_(None), history.c.last_at <= cutoff)
+    return or_(history.c.phone_index.is_(None), history.c.last_at <= cutoff)
 
 
 def _eligible(campaign: Campaign, timezone: str, history: Subquery) -> Select[int | None, int]:
@@ -63,15 +98,13 @@ def _eligible(campaign: Campaign, timezone: str, history: Subquery) -> Select[in
         select(col(Enrolment.id), col(Enrolment.opd_id))
         .select_from(Enrolment)
         .join(Opd, col(Opd.id) == col(Enrolment.opd_id))
-        .outerjoin(history, history.c.enrolment_id == col(Enrolment.id))
+        .outerjoin(history, history.c.phone_index == col(Enrolment.phone_index))
         .where(
-            col(Enrolment.status) == EnrolmentStatus.active.value,
+            col(Enrolment.id).in_(_first_listings(campaign)),
             col(Enrolment.unreachable_at).is_(None),
-            col(Enrolment.phone_index).is_not(None),
             col(Opd.timezone) == timezone,
-            opd_scope(campaign.id, campaign.all_opds),
             ~exists().where(col(Suppression.phone_index) == col(Enrolment.phone_index)),
-            or_(history.c.enrolment_id.is_(None), history.c.sent < campaign.max_reminders),
+            or_(history.c.phone_index.is_(None), history.c.sent < campaign.max_reminders),
         )
     )
 
@@ -99,6 +132,26 @@ def reachable_counts(
     ]
     row = session.execute(_eligible(campaign, timezone, history).with_only_columns(*sums)).one()
     return [int(v) for v in row]
+
+
+def listed_counts(session: Session, *, campaign: Campaign, timezone: str) -> dict[int, int]:
+    """Per OPD of the campaign in this zone: how many people its list holds right now.
+
+    Everyone listed counts, suppressed and de-duplicated people included: the statistics need
+    the population a coordinator knows, not who could be reminded.
+    """
+    assert campaign.id is not None
+    rows = session.execute(
+        select(col(Enrolment.opd_id), func.count())
+        .join(Opd, col(Opd.id) == col(Enrolment.opd_id))
+        .where(
+            col(Enrolment.status) == EnrolmentStatus.active.value,
+            col(Opd.timezone) == timezone,
+            opd_scope(campaign.id, campaign.all_opds),
+        )
+        .group_by(col(Enrolment.opd_id))
+    ).all()
+    return {int(opd_id): int(n) for opd_id, n in rows}
 
 
 def lock_campaign(session: Session, campaign_id: int) -> None:

@@ -11,6 +11,7 @@ from app.campaigns.models import Campaign
 from app.campaigns.schemas import CampaignPlan, PlannedRound, ZonePlan
 from app.campaigns.timing import planned_firings
 from app.opds.models import Opd
+from app.stats.rounding import random_round
 
 
 def campaign_plan(
@@ -19,14 +20,14 @@ def campaign_plan(
     campaign: Campaign,
     now: datetime,
     limit: int = 5,
-    min_cell: int | None = None,
+    rounding_key: bytes | None = None,
     with_reach: bool = True,
 ) -> CampaignPlan:
     """Planned rounds after `now` with UTC and local times; aggregate counts only.
 
-    With `min_cell` (k), a reach of one to k-1 people is published as "<k" (invariant 5).
-    Without `with_reach` no count is given: a zone holding one OPD would otherwise reveal a
-    cell that the statistics withhold to protect a small one.
+    With `rounding_key`, each reach is rounded by the statistics' rule (docs/privacy.md), so it
+    never tells exactly how many on a list are suppressed. Without `with_reach` no count is
+    given at all (coordinators and the inspectorate).
     """
     assert campaign.id is not None
     policy = rounds.policy_for(campaign)
@@ -56,7 +57,11 @@ def campaign_plan(
                         send_at=f.send_at,
                         send_local=f.send_at.astimezone(tz).isoformat(),
                         deferred=f.send_at != f.nominal_at,
-                        reachable_now=_withheld(count, min_cell) if with_reach else None,
+                        reachable_now=(
+                            _rounded(count, rounding_key, f"plan:{campaign.id}|{timezone}")
+                            if with_reach
+                            else None
+                        ),
                     )
                     for f, count in zip(firings, reach, strict=True)
                 ],
@@ -67,5 +72,5 @@ def campaign_plan(
     )
 
 
-def _withheld(count: int, min_cell: int | None) -> int | str:
-    return f"<{min_cell}" if min_cell is not None and 0 < count < min_cell else count
+def _rounded(count: int, key: bytes | None, cell: str) -> int:
+    return count if key is None else random_round(count, key=key, cell=cell)

@@ -116,6 +116,7 @@ def create_round(
         send_at=send_at,
         now=now,
         people=budget.people_for_round(campaign, timezone=timezone, send_at=send_at),
+        listed=budget.listed_counts(session, campaign=campaign, timezone=timezone),
     )
     created = session.get(Round, round_id)
     assert created is not None

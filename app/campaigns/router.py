@@ -23,6 +23,7 @@ from app.campaigns.schemas import (
 )
 from app.db import SessionDep, utcnow
 from app.dependencies import SettingsDep
+from app.stats import service as stats_service
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["Campaigns"])
 
@@ -186,7 +187,11 @@ def get_plan(
 ) -> CampaignPlan:
     """The next rounds per time zone (UTC and local) and how many each would reach now."""
     campaign = service.get_campaign(session, campaign_id=campaign_id)
-    k = request.app.state.settings.stats_min_cell
     return plan.campaign_plan(
-        session, campaign=campaign, now=now, limit=limit, min_cell=k, with_reach=viewer.is_admin
+        session,
+        campaign=campaign,
+        now=now,
+        limit=limit,
+        rounding_key=stats_service.stats_key(request.app.state.vault),
+        with_reach=viewer.is_admin,
     )

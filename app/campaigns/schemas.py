@@ -163,9 +163,9 @@ class PlannedRound(BaseModel):
     send_at: datetime
     send_local: str
     deferred: bool
-    reachable_now: int | str | None = Field(
-        description="People this round would reach if created now; '<5' when 1 to k-1; "
-        "null for non-admins (per-zone counts can undo the statistics' cell suppression)"
+    reachable_now: int | None = Field(
+        description="People this round would reach if created now, rounded to a multiple of 5 "
+        "as the statistics are (docs/privacy.md); null for non-admins"
     )
 
 

@@ -6,16 +6,14 @@ from html import escape
 
 from markupsafe import Markup
 
-Count = int | str
-
 
 def daily_bars(
-    days: Sequence[date], series: Sequence[tuple[str, str, Sequence[Count]]], *, height: int = 180
+    days: Sequence[date], series: Sequence[tuple[str, str, Sequence[int]]], *, height: int = 180
 ) -> Markup:
-    """Grouped bars per day; a withheld value ('<5', 'x') is drawn as an outlined stub."""
+    """Grouped bars per day, each the published (rounded) figure."""
     if not days:
-        return Markup('<p class="muted">Belum ada data harian.</p>')
-    numbers = [v for _, _, values in series for v in values if isinstance(v, int)]
+        return Markup('<p class="muted">Belum ada hari yang sudah ditutup.</p>')
+    numbers = [v for _, _, values in series for v in values]
     top = max(numbers, default=0) or 1
     group = 6 * len(series) + 4
     width = max(320, group * len(days) + 40)
@@ -33,18 +31,11 @@ def daily_bars(
         for j, (label, color, values) in enumerate(series):
             value = values[i]
             x = x0 + j * 6
-            if isinstance(value, int):
-                h = round(plot * value / top)
-                parts.append(
-                    f'<rect x="{x}" y="{plot - h}" width="5" height="{h}" fill="{color}">'
-                    f"<title>{day.isoformat()} {escape(label)}: {value}</title></rect>"
-                )
-            else:
-                parts.append(
-                    f'<rect x="{x}" y="{plot - 6}" width="5" height="6" fill="none" '
-                    f'stroke="{color}"><title>{day.isoformat()} {escape(label)}: '
-                    f"{escape(value)}</title></rect>"
-                )
+            h = round(plot * value / top)
+            parts.append(
+                f'<rect x="{x}" y="{plot - h}" width="5" height="{h}" fill="{color}">'
+                f"<title>{day.isoformat()} {escape(label)}: {value}</title></rect>"
+            )
         if i % label_every == 0:
             parts.append(f'<text x="{x0}" y="{height - 8}" fill="#5b6b7c">{day:%d/%m}</text>')
     legend_x = 40
@@ -56,8 +47,8 @@ def daily_bars(
     return Markup("".join(parts))
 
 
-def share(part: Count, whole: Count) -> int | None:
-    """Percentage for a progress bar, or None when either value is withheld or zero."""
-    if isinstance(part, int) and isinstance(whole, int) and whole > 0:
+def share(part: int, whole: int) -> int | None:
+    """Percentage for a progress bar, from published figures; None when the whole is zero."""
+    if whole > 0:
         return min(100, round(100 * part / whole))
     return None

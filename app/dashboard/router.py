@@ -115,13 +115,17 @@ def campaign_page(
     vault: VaultDep,
     settings: SettingsDep,
 ) -> Response:
-    """A campaign's aggregates: progress per OPD, daily chart, failures, next rounds."""
+    """A campaign's aggregates: progress per OPD, the figures per closed day, next rounds."""
     current = dash_session.read(request, session, vault=vault)
     if current is None:
         return _to_login()
     try:
         page = service.campaign_page(
-            session, campaign_id=campaign_id, viewer=current.principal, settings=settings
+            session,
+            campaign_id=campaign_id,
+            viewer=current.principal,
+            settings=settings,
+            vault=vault,
         )
     except NotFound:
         return render(

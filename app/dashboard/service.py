@@ -13,6 +13,7 @@ from app.campaigns.models import Campaign, CampaignOpd
 from app.config import Settings
 from app.dashboard import charts
 from app.db import utcnow
+from app.security import PhoneVault
 from app.stats import service as stats_service
 from app.templates.rendering import format_date_id
 
@@ -86,15 +87,15 @@ ZONE_LABELS = {
 
 
 def campaign_page(
-    session: Session, *, campaign_id: int, viewer: Principal, settings: Settings
+    session: Session, *, campaign_id: int, viewer: Principal, settings: Settings, vault: PhoneVault
 ) -> dict[str, Any]:
-    """Everything the campaign page shows, already small-cell protected."""
-    k = settings.stats_min_cell
+    """Everything the campaign page shows, rounded exactly as the statistics API rounds it."""
+    key, group_min = stats_service.stats_key(vault), settings.stats_group_min
     stats = stats_service.campaign_stats(
-        session, campaign_id=campaign_id, viewer=viewer, min_cell=k
+        session, campaign_id=campaign_id, viewer=viewer, key=key, group_min=group_min
     )
     daily = stats_service.campaign_daily(
-        session, campaign_id=campaign_id, viewer=viewer, min_cell=k
+        session, campaign_id=campaign_id, viewer=viewer, key=key, group_min=group_min
     )
     campaign = session.get(Campaign, campaign_id)
     assert campaign is not None
@@ -105,12 +106,12 @@ def campaign_page(
             campaign=campaign,
             now=utcnow(),
             limit=3,
-            min_cell=k,
+            rounding_key=key,
             with_reach=viewer.is_admin,
         ).zones
     row = campaign_rows_for([campaign])[0]
     chart = charts.daily_bars(
-        [d.day for d in daily.days if d.day is not None],
+        [d.day for d in daily.days],
         [
             ("Terkirim", "#1f6f8b", [d.delivered for d in daily.days]),
             ("Berhenti", "#b45309", [d.opted_out for d in daily.days]),
@@ -123,7 +124,7 @@ def campaign_page(
         "state_label": row.state_label,
         "alert": row.alert,
         "period": row.period,
-        "as_of": format_date_id(stats.as_of),
+        "as_of": format_date_id(stats.as_of) if stats.as_of else None,
         "chart": chart,
         "zones": zones,
         "zone_label": lambda tz: ZONE_LABELS.get(tz, tz),

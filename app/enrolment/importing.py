@@ -20,14 +20,17 @@ from app.config import Settings
 from app.db import copy_rows, utcnow
 from app.enrolment import service as enrolment_service
 from app.enrolment.models import Enrolment, EnrolmentStatus
-from app.enrolment.phones import InvalidPhone, normalise_phone
+from app.enrolment.phones import InvalidPhone, mask_phone, normalise_phone
 from app.enrolment.rows import RawRow, parse_consent_date, parse_consent_method
 from app.enrolment.schemas import ImportSummary, clean_label
 from app.errors import Invalid
 from app.opds.models import Opd
 from app.security import PhoneVault
 
-ENROLLED, DUPLICATE, INVALID, SUPPRESSED = "enrolled", "duplicate", "invalid", "suppressed"
+# No outcome depends on another OPD's list or on the suppression list (invariant 6): a
+# suppressed number is listed like any other and simply never messaged.
+ENROLLED, DUPLICATE, INVALID = "enrolled", "duplicate", "invalid"
+ALREADY_LISTED = "already on this OPD's list"
 
 
 class ImportReport:
@@ -186,7 +189,7 @@ def import_enrolments(
             sealed = sealer.submit(_seal, vault, batch)
             _apply_batch(session, batch, sealed, actor=actor, opd=opd, opts=opts, report=report)
     summary = report.summary
-    if opts.all_or_nothing and (summary.invalid or summary.suppressed):
+    if opts.all_or_nothing and summary.invalid:
         outer.rollback()
         summary.applied = False
         summary.not_applied, summary.enrolled = summary.enrolled, 0
@@ -217,22 +220,22 @@ def _apply_batch(
     opts: ImportOptions,
     report: ImportReport,
 ) -> None:
+    assert opd.id is not None
     candidates = [c for c in batch if isinstance(c, _Candidate)]
     indexes = {c.index for c in candidates}
     suppressed = enrolment_service.suppressed_among(session, indexes)
-    taken = enrolment_service.actively_enrolled_among(session, indexes)
+    taken = enrolment_service.listed_in_opd_among(session, opd_id=opd.id, indexes=indexes)
     outcomes: dict[int, tuple[str, str | None]] = {}
     fresh: list[_Candidate] = []
     for c in candidates:
-        if c.index in suppressed:
-            outcomes[c.row] = (SUPPRESSED, "the owner of this number asked not to be reminded")
-        elif c.index in taken:
-            outcomes[c.row] = (DUPLICATE, "already enrolled")
+        if c.index in taken:
+            outcomes[c.row] = (DUPLICATE, ALREADY_LISTED)
         else:
             taken.add(c.index)
             fresh.append(c)
-    for c, ok in _insert(session, fresh, sealed.result(), actor=actor, opd=opd, opts=opts):
-        outcomes[c.row] = (ENROLLED, None) if ok else (DUPLICATE, "already enrolled")
+    rows = _insert(session, fresh, sealed.result(), suppressed, actor=actor, opd=opd, opts=opts)
+    for c, ok in rows:
+        outcomes[c.row] = (ENROLLED, None) if ok else (DUPLICATE, ALREADY_LISTED)
     for item in batch:
         if isinstance(item, _Candidate):
             report.add(item.row, *outcomes[item.row])
@@ -241,7 +244,8 @@ def _apply_batch(
 
 
 def _seal(vault: PhoneVault, batch: list[_Checked]) -> _Sealed:
-    """Number and label ciphertexts per valid row."""
+    """Number and label ciphertexts per valid row (every row: the work must not depend on
+    whether the number is suppressed)."""
     return {
         c.row: (vault.encrypt(c.e164), vault.encrypt(c.label) if c.label else None)
         for c in batch
@@ -253,6 +257,7 @@ def _insert(
     session: Session,
     fresh: list[_Candidate],
     ciphertexts: _Sealed,
+    suppressed: set[str],
     *,
     actor: Principal,
     opd: Opd,
@@ -266,7 +271,9 @@ def _insert(
         {
             "public_id": enrolment_service.new_public_id(),
             "opd_id": opd.id,
-            "phone_ciphertext": ciphertexts[c.row][0],
+            # A suppressed number is listed without its ciphertext: the list needs none.
+            "phone_ciphertext": None if c.index in suppressed else ciphertexts[c.row][0],
+            "phone_masked": mask_phone(c.e164),
             "phone_index": c.index,
             "label_ciphertext": ciphertexts[c.row][1],
             "consent_method": c.method,

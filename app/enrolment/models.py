@@ -16,19 +16,21 @@ class ConsentMethod(StrEnum):
 
 
 class EnrolmentStatus(StrEnum):
+    # Listed: on the coordinator's list. A STOP does not change it (the suppression list is
+    # the only gate, so the list cannot reveal an opt-out); HAPUS and the purge delete the row.
     active = "active"
     withdrawn = "withdrawn"  # removed by a coordinator: number and label erased at once
-    opted_out = "opted_out"  # the employee sent STOP; kept until purge so MULAI can resume
-    erased = "erased"  # HAPUS or retention: nothing personal left
 
 
 class Enrolment(SQLModel, table=True):
     __tablename__ = "enrolment"
     __table_args__ = (
-        # One active enrolment per number across the institution, enforced by the database
-        # so that concurrent requests and imports cannot both win.
+        # One listing per number per OPD, enforced by the database so that concurrent requests
+        # and imports cannot both win. Other OPDs may list the same number: refusing it would
+        # tell a coordinator that someone else listed it (rounds de-duplicate by blind index).
         Index(
             "uq_enrolment_active_phone",
+            "opd_id",
             "phone_index",
             unique=True,
             sqlite_where=text("status = 'active'"),
@@ -39,7 +41,10 @@ class Enrolment(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     public_id: str = Field(sa_column=Column(String(24), nullable=False, unique=True))
     opd_id: int = Field(foreign_key="opd.id", index=True)
+    # None while the number is suppressed and was listed after that: the list needs only the
+    # masked form and the blind index; the owner's MULAI or DAFTAR brings the number back.
     phone_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
+    phone_masked: str | None = Field(default=None, sa_column=Column(String(24)))
     phone_index: str | None = Field(default=None, sa_column=Column(String(64), index=True))
     label_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
     consent_method: str = Field(sa_column=Column(String(20), nullable=False))
@@ -52,7 +57,6 @@ class Enrolment(SQLModel, table=True):
         default=EnrolmentStatus.active, sa_column=Column(String(16), nullable=False)
     )
     enrolled_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # WhatsApp said the number is not on WhatsApp: kept out of later rounds, counted.
     unreachable_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -64,13 +68,15 @@ class SuppressionSource(StrEnum):
 
 
 class Suppression(SQLModel, table=True):
-    """Numbers that must never be enrolled or messaged; keeps only the blind index."""
+    """Numbers that must never be messaged; keeps only the blind index and why.
+
+    No timestamp: it would outlive an erasure as a per-person record of when someone decided.
+    """
 
     __tablename__ = "suppression"
 
     phone_index: str = Field(sa_column=Column(String(64), primary_key=True))
     source: str = Field(sa_column=Column(String(20), nullable=False))
-    since: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class EnrolmentTally(SQLModel, table=True):

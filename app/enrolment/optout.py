@@ -1,51 +1,53 @@
-"""The employee's own acts on their enrolment: stop and resume, and WhatsApp's verdicts on it.
+"""The employee's own acts on their number: stop and resume, and WhatsApp's verdicts on it.
 
 Everything in this module and its siblings (`suppression_list`, `erasure`, `held_data`,
 `self_enrol`, `number_change`) is keyed by the number's blind index and runs in the caller's
 transaction (flush, never commit), so that the webhook's 200 means it is stored. Nothing here
-is written to the audit trail: a per-person record of who stopped or resumed is exactly the
-opt-out list invariant 5 forbids. Counts go to `EnrolmentTally` instead, with these events
-besides the service's `enrolled`/`withdrawn`: `opted_out`, `resumed`, `erased`, `unreachable`.
+is written to the audit trail, and nothing changes a coordinator's list: a per-person record
+of who stopped or resumed is exactly the opt-out list invariants 5 and 6 forbid. Counts go to
+`EnrolmentTally` instead, with these events besides the service's `enrolled`/`withdrawn`:
+`opted_out` and `resumed` (one per OPD listing the number; counts only, the list is unchanged),
+`erased` (one per listing removed), `unreachable`.
 
 Rules decided here:
+- STOP puts the blind index on the suppression list; round creation and the claim both skip
+  a suppressed number, and its queued deliveries are skipped in the same transaction
+  (`app.outbox.lifecycle.skip_for_opt_out`). The listings keep their rows.
 - MULAI lifts `stop` and `marketing_optout` (both were this number's own choice), never
-  `erase`. WhatsApp's marketing "resume" lifts only `marketing_optout`.
-- STOP keeps the ciphertext (status opted_out) so that MULAI can resume; the queued
-  deliveries are skipped in the same transaction (`app.outbox.lifecycle.skip_for_opt_out`).
+  `erase`. WhatsApp's marketing "resume" lifts only `marketing_optout`. Listings kept without
+  the number's ciphertext get it back from the message.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from app.enrolment import service as enrolment_service
-from app.enrolment.models import Enrolment, EnrolmentStatus, SuppressionSource
-from app.enrolment.suppression_list import HELD, held_enrolments, suppress, suppression_of
+from app.enrolment.models import Enrolment, SuppressionSource
+from app.enrolment.suppression_list import (
+    HELD,
+    held_enrolments,
+    restore_number,
+    suppress,
+    suppression_of,
+)
 from app.outbox import lifecycle as delivery_lifecycle
+from app.security import PhoneVault
 
 
-def opt_out(session: Session, enrolments: list[Enrolment], *, now: datetime) -> int:
-    """Opt these (locked) enrolments out and skip their queued deliveries; how many ended."""
-    changed = 0
-    for enrolment in enrolments:
-        if enrolment.status == EnrolmentStatus.active:
-            enrolment.status = EnrolmentStatus.opted_out
-            enrolment.ended_at = now
-            session.add(enrolment)
-            enrolment_service.tally(session, opd_id=enrolment.opd_id, event="opted_out", at=now)
-            changed += 1
-    session.flush()
-    delivery_lifecycle.skip_for_opt_out(
-        session, enrolment_ids=[e.id for e in enrolments if e.id], now=now
-    )
-    return changed
+def tally_per_listing(
+    session: Session, enrolments: list[Enrolment], *, event: str, now: datetime
+) -> None:
+    """Count an event of the number once for every OPD that lists it."""
+    for opd_id, n in sorted(Counter(e.opd_id for e in enrolments).items()):
+        enrolment_service.tally(session, opd_id=opd_id, event=event, at=now, amount=n)
 
 
 def stop(
@@ -55,19 +57,24 @@ def stop(
     now: datetime,
     source: SuppressionSource = SuppressionSource.stop,
 ) -> int:
-    """STOP: suppress the number and opt out every enrolment of it; returns how many ended.
+    """STOP: suppress the number and skip its queued deliveries; how many listings it has.
 
-    The ciphertext is kept (status opted_out) so that MULAI can resume; queued deliveries are
-    skipped in the same transaction, so no worker can claim them once this commits.
+    The listings stay as they are, so no coordinator can tell; nothing is sent to a suppressed
+    number (the suppression is checked at round creation and again at every claim).
     """
-    suppress(session, index=index, source=source, now=now)
-    return opt_out(session, held_enrolments(session, index, statuses=HELD), now=now)
+    listed = held_enrolments(session, index, statuses=HELD)
+    if suppress(session, index=index, source=source):
+        tally_per_listing(session, listed, event="opted_out", now=now)
+    delivery_lifecycle.skip_for_opt_out(
+        session, enrolment_ids=[e.id for e in listed if e.id], now=now
+    )
+    return len(listed)
 
 
 class ResumeOutcome(StrEnum):
     resumed = "resumed"
     already_active = "already_active"
-    not_enrolled = "not_enrolled"  # suppression (if any) lifted, nothing held to re-activate
+    not_enrolled = "not_enrolled"  # suppression (if any) lifted, not listed anywhere
     erased = "erased"  # suppressed by HAPUS: only DAFTAR + YA lifts it
     still_suppressed = "still_suppressed"  # a source this request may not lift
 
@@ -81,46 +88,44 @@ class ResumeResult:
 def resume(
     session: Session,
     *,
-    index: str,
+    vault: PhoneVault,
+    e164: str,
     now: datetime,
     lift: Collection[SuppressionSource] = (
         SuppressionSource.stop,
         SuppressionSource.marketing_optout,
     ),
 ) -> ResumeResult:
-    """MULAI: lift the number's own opt-out and re-activate its held enrolment, if any."""
+    """MULAI: lift the number's own opt-out; its listings are messaged again."""
+    index = vault.blind_index(e164)
     row = suppression_of(session, index, lock=True)
-    if row is not None:
-        if row.source not in {s.value for s in lift}:
-            if row.source == SuppressionSource.erase:
-                return ResumeResult(ResumeOutcome.erased)
-            return ResumeResult(ResumeOutcome.still_suppressed)
-        session.delete(row)
-        session.flush()
-    active = held_enrolments(session, index, statuses=[EnrolmentStatus.active])
-    if active:
-        return ResumeResult(ResumeOutcome.already_active, active[0].opd_id)
-    held = [
-        e
-        for e in held_enrolments(session, index, statuses=[EnrolmentStatus.opted_out])
-        if e.phone_ciphertext is not None
-    ]
-    if not held:
+    if row is not None and row.source not in {s.value for s in lift}:
+        if row.source == SuppressionSource.erase:
+            return ResumeResult(ResumeOutcome.erased)
+        return ResumeResult(ResumeOutcome.still_suppressed)
+    listed = held_enrolments(session, index, statuses=HELD)
+    if row is None:
+        if listed:
+            return ResumeResult(ResumeOutcome.already_active, listed[0].opd_id)
         return ResumeResult(ResumeOutcome.not_enrolled)
-    enrolment = held[-1]  # the most recent one
-    enrolment.status = EnrolmentStatus.active
-    enrolment.ended_at = None
-    enrolment.unreachable_at = None  # they just wrote to us on WhatsApp
-    session.add(enrolment)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        # The partial unique index: another active enrolment won a race.
-        session.expire(enrolment)
-        return ResumeResult(ResumeOutcome.already_active)
-    enrolment_service.tally(session, opd_id=enrolment.opd_id, event="resumed", at=now)
-    return ResumeResult(ResumeOutcome.resumed, enrolment.opd_id)
+    session.delete(row)
+    session.flush()
+    if not listed:
+        return ResumeResult(ResumeOutcome.not_enrolled)
+    lift_listings(session, vault=vault, listed=listed, e164=e164, now=now)
+    return ResumeResult(ResumeOutcome.resumed, listed[0].opd_id)
+
+
+def lift_listings(
+    session: Session, *, vault: PhoneVault, listed: list[Enrolment], e164: str, now: datetime
+) -> None:
+    """The suppression was just lifted: the listings get the number back and count a resume."""
+    restore_number(session, vault=vault, index=vault.blind_index(e164), e164=e164)
+    for enrolment in listed:
+        enrolment.unreachable_at = None  # they just wrote to us on WhatsApp
+        session.add(enrolment)
+    session.flush()
+    tally_per_listing(session, listed, event="resumed", now=now)
 
 
 def mark_unreachable(session: Session, *, enrolment_id: int, now: datetime) -> bool:

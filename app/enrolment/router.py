@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1", tags=["Enrolment"])
     "/opds/{code}/enrolments",
     status_code=status.HTTP_201_CREATED,
     response_model=EnrolmentPublic,
-    responses={409: {"description": "already enrolled, or the owner opted out"}},
+    responses={409: {"description": "already on this OPD's list"}},
 )
 def create_enrolment(
     code: str,
@@ -59,18 +59,15 @@ def list_enrolments(
     session: SessionDep,
     actor: EnrolerDep,
     vault: VaultDep,
-    status_filter: Annotated[
-        Literal["active", "withdrawn", "opted_out", "erased"] | None, Query(alias="status")
-    ] = "active",
+    # Only the list itself: no filter may show who stopped, was erased or was withdrawn.
+    status_filter: Annotated[Literal["active"], Query(alias="status")] = "active",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> EnrolmentPage:
-    """A page of this OPD's enrolments; numbers are masked."""
+    """A page of this OPD's list; numbers are masked."""
     ensure_opd_scope(actor, code.upper())
     opd = opd_service.get_by_code(session, code=code)
-    return service.list_enrolments(
-        session, vault=vault, opd=opd, status=status_filter, limit=limit, offset=offset
-    )
+    return service.list_enrolments(session, vault=vault, opd=opd, limit=limit, offset=offset)
 
 
 @router.delete("/enrolments/{enrolment_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -123,7 +120,7 @@ def import_enrolments_file(
         status_code = 422
         head["error"] = {
             "code": "import_rejected",
-            "message": f"{summary.invalid + summary.suppressed} bad rows; nothing was enrolled "
+            "message": f"{summary.invalid} bad rows; nothing was enrolled "
             "because all_or_nothing was set",
         }
 

@@ -6,13 +6,15 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from app.templates.neutrality import check_label
+
 LABEL_MAX = 80
 # C0 and C1 controls and the Unicode line/paragraph separators.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def clean_label(value: str | None) -> str | None:
-    """A label is optional, at most 80 characters, without control characters."""
+    """A label is optional, at most 80 characters, no control characters, no survey notes."""
     if value is None:
         return None
     value = value.strip()
@@ -22,6 +24,13 @@ def clean_label(value: str | None) -> str | None:
         raise ValueError(f"label is longer than {LABEL_MAX} characters")
     if _CONTROL.search(value):
         raise ValueError("label must not contain control characters")
+    findings = check_label(value)
+    if findings:
+        words = ", ".join(dict.fromkeys(f"«{f.matched}»" for f in findings))
+        raise ValueError(
+            f"label memuat {words}: label hanya untuk mengenali pegawai (nama, jabatan, unit), "
+            "bukan catatan pengisian SPI, jawaban, teguran atau tautan"
+        )
     return value
 
 
@@ -64,7 +73,6 @@ class EnrolmentPublic(BaseModel):
     consent_method: str
     consent_recorded_at: datetime
     consent_notice_version: str
-    status: str
     enrolled_at: datetime
 
 
@@ -80,6 +88,5 @@ class ImportSummary(BaseModel):
     enrolled: int = 0
     duplicate: int = 0
     invalid: int = 0
-    suppressed: int = 0
     not_applied: int = 0  # valid rows left out because all_or_nothing found bad rows
     applied: bool = True

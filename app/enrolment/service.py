@@ -18,11 +18,8 @@ from app.errors import Conflict, Invalid, NotFound
 from app.opds.models import Opd
 from app.security import PhoneVault
 
-ALREADY_ENROLLED = "this number is already enrolled"
-SUPPRESSED = (
-    "this number asked not to receive SPI reminders; only its owner can join again, "
-    "by sending MULAI or DAFTAR on WhatsApp"
-)
+# The only refusal that depends on the number: the coordinator knows their own list.
+ALREADY_LISTED = "this number is already on this OPD's list"
 
 
 def new_public_id() -> str:
@@ -48,19 +45,28 @@ def suppressed_among(session: Session, indexes: Collection[str]) -> set[str]:
     return set(rows.all())
 
 
-def actively_enrolled_among(session: Session, indexes: Collection[str]) -> set[str]:
-    """Which of these blind indexes already have an active enrolment anywhere."""
+def listed_in_opd_among(session: Session, *, opd_id: int, indexes: Collection[str]) -> set[str]:
+    """Which of these blind indexes this OPD already lists."""
     if not indexes:
         return set()
     # The status is filtered here, not in SQL: with a long IN list plus `status = 'active'`,
-    # SQLite (and PostgreSQL before its first statistics) pick the status index and scan every
+    # SQLite (and PostgreSQL before its first statistics) pick a poor index and scan every
     # active enrolment per batch, which made large imports quadratic.
     rows = session.exec(
         select(Enrolment.phone_index, Enrolment.status).where(
-            one_of(session, Enrolment.phone_index, indexes)
+            one_of(session, Enrolment.phone_index, indexes), Enrolment.opd_id == opd_id
         )
     )
     return {index for index, status in rows if index and status == EnrolmentStatus.active}
+
+
+def seal_number(vault: PhoneVault, e164: str, *, suppressed: bool) -> str | None:
+    """The ciphertext to store for a listed number: none while it is suppressed.
+
+    It is always computed, so that listing a suppressed number costs the same time.
+    """
+    ciphertext = vault.encrypt(e164)
+    return None if suppressed else ciphertext
 
 
 def enrol(
@@ -76,21 +82,25 @@ def enrol(
     notice_version: str,
     regions: frozenset[str],
 ) -> Enrolment:
-    """Enrol one consenting person; refuses suppressed and already-enrolled numbers."""
+    """List one consenting person; the answer is the same for every number not yet listed here.
+
+    A suppressed number is listed without its ciphertext and never messaged; another OPD's
+    listing of it is not this coordinator's to know.
+    """
     e164 = normalise_or_422(phone, regions=regions)
     now = utcnow()
     if consent_recorded_at is not None and consent_recorded_at > now:
         raise Invalid("consent.recorded_at lies in the future", code="consent_in_future")
     index = vault.blind_index(e164)
-    if suppressed_among(session, [index]):
-        raise Conflict(SUPPRESSED, code="suppressed")
-    if actively_enrolled_among(session, [index]):
-        raise Conflict(ALREADY_ENROLLED, code="already_enrolled")
     assert opd.id is not None
+    suppressed = bool(suppressed_among(session, [index]))
+    if listed_in_opd_among(session, opd_id=opd.id, indexes=[index]):
+        raise Conflict(ALREADY_LISTED, code="already_enrolled")
     enrolment = Enrolment(
         public_id=new_public_id(),
         opd_id=opd.id,
-        phone_ciphertext=vault.encrypt(e164),
+        phone_ciphertext=seal_number(vault, e164, suppressed=suppressed),
+        phone_masked=mask_phone(e164),
         phone_index=index,
         label_ciphertext=vault.encrypt(label) if label else None,
         consent_method=consent_method,
@@ -105,15 +115,17 @@ def enrol(
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
-        raise Conflict(ALREADY_ENROLLED, code="already_enrolled") from exc
+        raise Conflict(ALREADY_LISTED, code="already_enrolled") from exc
     tally(session, opd_id=opd.id, event="enrolled", at=now)
+    # Keyed by the OPD, not the listing's id: an id in the audit trail would outlive the row's
+    # erasure (HAPUS, purge) and show which listing vanished without a withdrawal.
     audit_service.record(
         session,
         actor=actor,
         action="enrolment.create",
-        object_type="enrolment",
-        object_id=enrolment.public_id,
-        detail={"opd": opd.code, "consent_method": consent_method},
+        object_type="opd",
+        object_id=opd.code,
+        detail={"consent_method": consent_method},
     )
     return enrolment
 
@@ -129,18 +141,20 @@ def tally(session: Session, *, opd_id: int, event: str, at: datetime, amount: in
 
 
 def to_public(enrolment: Enrolment, *, opd_code: str, vault: PhoneVault) -> EnrolmentPublic:
-    """The API view of an enrolment: masked number, never the number itself."""
-    phone = vault.decrypt(enrolment.phone_ciphertext) if enrolment.phone_ciphertext else None
+    """The API view of a listing: masked number, never the number, nothing about messaging."""
+    masked = enrolment.phone_masked
+    if masked is None and enrolment.phone_ciphertext:
+        # Rows listed before the masked column existed.
+        masked = mask_phone(vault.decrypt(enrolment.phone_ciphertext))
     label = vault.decrypt(enrolment.label_ciphertext) if enrolment.label_ciphertext else None
     return EnrolmentPublic(
         id=enrolment.public_id,
         opd_code=opd_code,
-        phone_masked=mask_phone(phone) if phone else None,
+        phone_masked=masked,
         label=label,
         consent_method=enrolment.consent_method,
         consent_recorded_at=enrolment.consent_recorded_at,
         consent_notice_version=enrolment.consent_notice_version,
-        status=enrolment.status,
         enrolled_at=enrolment.enrolled_at,
     )
 
@@ -150,14 +164,11 @@ def list_enrolments(
     *,
     vault: PhoneVault,
     opd: Opd,
-    status: str | None,
     limit: int,
     offset: int,
 ) -> EnrolmentPage:
-    """A page of one OPD's enrolments with masked numbers."""
-    where = [Enrolment.opd_id == opd.id]
-    if status:
-        where.append(Enrolment.status == status)
+    """A page of one OPD's list with masked numbers; withdrawn rows are off the list."""
+    where = [Enrolment.opd_id == opd.id, Enrolment.status == EnrolmentStatus.active]
     total = session.exec(select(func.count()).select_from(Enrolment).where(*where)).one()
     rows = session.exec(
         select(Enrolment)
@@ -183,23 +194,22 @@ def withdraw(session: Session, *, actor: Principal, public_id: str) -> Enrolment
     # Another OPD's enrolment is "not found" for a coordinator: its existence is not theirs to know.
     if enrolment is None or (not actor.is_admin and actor.opd_id is None):
         raise NotFound("no such enrolment", code="enrolment_not_found")
-    if enrolment.status != EnrolmentStatus.active and enrolment.phone_ciphertext is None:
+    if enrolment.status != EnrolmentStatus.active:
         return enrolment
     now = utcnow()
-    was_active = enrolment.status == EnrolmentStatus.active
     enrolment.status = EnrolmentStatus.withdrawn
     enrolment.phone_ciphertext = None
+    enrolment.phone_masked = None
     enrolment.phone_index = None
     enrolment.label_ciphertext = None
-    enrolment.ended_at = now
     session.add(enrolment)
-    if was_active:
-        tally(session, opd_id=enrolment.opd_id, event="withdrawn", at=now)
+    tally(session, opd_id=enrolment.opd_id, event="withdrawn", at=now)
+    opd = session.get(Opd, enrolment.opd_id)
     audit_service.record(
         session,
         actor=actor,
         action="enrolment.withdraw",
-        object_type="enrolment",
-        object_id=public_id,
+        object_type="opd",
+        object_id=opd.code if opd else None,
     )
     return enrolment

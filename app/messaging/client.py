@@ -24,7 +24,6 @@ from app.messaging.wire import (
     templates_path,
     text_message_body,
 )
-from app.security import mask_phone
 
 logger = logging.getLogger(__name__)
 
@@ -145,23 +144,23 @@ class WhatsAppClient:
                 callback_data=callback_data,
             )
         except ValueError:
-            return self._rejected_locally(to, template_name)
-        return await self._post_message(body, to=to, label=template_name)
+            return self._rejected_locally(template_name)
+        return await self._post_message(body, label=template_name)
 
     async def send_text(self, *, to: str, body: str) -> SendResult:
         """Send a free-form text reply (only inside the 24 h customer-service window)."""
         try:
             payload = text_message_body(to=to, body=body)
         except ValueError:
-            return self._rejected_locally(to, "text")
-        return await self._post_message(payload, to=to, label="text")
+            return self._rejected_locally("text")
+        return await self._post_message(payload, label="text")
 
-    def _rejected_locally(self, to: str, label: str) -> SendResult:
+    def _rejected_locally(self, label: str) -> SendResult:
         result = SendResult(SendOutcome.FAILED, "invalid_request")
-        self._log(result, to=to, label=label)
+        self._log(result, label=label)
         return result
 
-    async def _post_message(self, body: dict[str, Any], *, to: str, label: str) -> SendResult:
+    async def _post_message(self, body: dict[str, Any], *, label: str) -> SendResult:
         path = messages_path(self._config.api_version, self._config.phone_number_id)
         try:
             response = await self._http.post(
@@ -175,20 +174,20 @@ class WhatsAppClient:
                 _json_or_none(response),
                 retry_after_header=response.headers.get("retry-after"),
             )
-        self._log(result, to=to, label=label)
+        self._log(result, label=label)
         return result
 
-    def _log(self, result: SendResult, *, to: str, label: str) -> None:
+    def _log(self, result: SendResult, *, label: str) -> None:
         level = {
             SendOutcome.ACCEPTED: logging.DEBUG,
             SendOutcome.RETRY: logging.INFO,
             SendOutcome.FAILED: logging.INFO,
         }.get(result.outcome, logging.WARNING)
+        # No number, not even masked: a reply's line would follow the keyword it answers.
         logger.log(
             level,
-            "whatsapp send %s to=%s outcome=%s reason=%s code=%s status=%s",
+            "whatsapp send %s outcome=%s reason=%s code=%s status=%s",
             label,
-            mask_phone(to),
             result.outcome.value,
             result.reason,
             result.error_code,

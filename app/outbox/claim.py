@@ -143,10 +143,10 @@ def claim_batch(
         skip = None
         if plan.campaign.state != CampaignState.active:
             skip = "campaign_" + plan.campaign.state
-        elif status != EnrolmentStatus.active or cipher is None or e_id is None:
-            skip = "not_enrolled"
         elif supp:
             skip = "suppressed"
+        elif status != EnrolmentStatus.active or cipher is None or e_id is None:
+            skip = "not_enrolled"
         elif unreachable is not None:
             skip = "unreachable"
         if skip is None:
@@ -210,6 +210,5 @@ def claim_batch(
         deferred=sum(map(len, deferred.values())),
         failed=len(failed),
     )
-    metrics.SKIPPED.inc(summary.counts["skipped"])
     metrics.DEFERRED.inc(summary.counts["deferred"])
     return jobs, summary

@@ -3,6 +3,7 @@
 import asyncio
 import functools
 
+from app import cli_support
 from app.config import get_settings
 from app.logging_setup import configure_logging
 from app.outbox.worker import run_worker
@@ -18,6 +19,7 @@ def worker() -> None:
     """
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    cli_support.exit_unless_allowed(settings, standalone=True)
     serve_sandbox = f"http://{settings.host}:{settings.port}{GRAPH_MOUNT}"
     open_whatsapp = functools.partial(
         sandbox_connect.open_for_worker, settings, fallback_sandbox_url=serve_sandbox

@@ -127,8 +127,12 @@ def create_round_deliveries(
     send_at: datetime,
     now: datetime,
     people: Select[int | None, int],
+    listed: Mapping[int, int],
 ) -> int:
-    """Queue a delivery for every enrolment `people` selects, counted as scheduled; how many."""
+    """Queue a delivery for every enrolment `people` selects, counted as scheduled; how many.
+
+    `listed` (per OPD, how many people its list holds) is counted as `listed` on the same day.
+    """
     require(None, _Q)
     stamp = literal(now, UTCDateTime())
     rows = people.with_only_columns(
@@ -149,11 +153,11 @@ def create_round_deliveries(
         .where(col(Delivery.round_id) == round_id)
         .group_by(col(Delivery.opd_id))
     ).all()
-    count_moves(
-        session,
-        {(campaign_id, opd_id, timezone, tally.SCHEDULED): count for opd_id, count in per_opd},
-        at=send_at,
-    )
+    counts = {(campaign_id, opd_id, timezone, tally.SCHEDULED): n for opd_id, n in per_opd}
+    counts |= {
+        (campaign_id, opd_id, timezone, tally.LISTED): n for opd_id, n in listed.items() if n
+    }
+    count_moves(session, counts, at=send_at)
     return sum(count for _, count in per_opd)
 
 

@@ -10,7 +10,6 @@ SEND_ATTEMPTS = Counter(
     "Send attempts by result class.",
     ["outcome"],  # accepted | retry | failed | halt | unknown
 )
-SKIPPED = Counter("spi_outbox_skipped", "Deliveries skipped before sending.")
 DEFERRED = Counter("spi_outbox_deferred", "Deliveries moved to the next allowed send time.")
 RETRIES_EXHAUSTED = Counter("spi_outbox_retries_exhausted", "Deliveries failed after max attempts.")
 LEASES_EXPIRED = Counter(

@@ -30,6 +30,10 @@ OUTCOMES = (
     SKIPPED,
     RETRIED,
 )
+# Not a send outcome: at round creation, how many people each OPD's list held (suppressed and
+# de-duplicated ones included). The statistics need it for the population a coordinator knows.
+LISTED = "listed"
+ROUND_COUNTS = (LISTED,)
 
 
 def count_outcome(
@@ -43,7 +47,7 @@ def count_outcome(
     amount: int = 1,
 ) -> None:
     """Add to the (campaign, OPD, local day, outcome) counter in the caller's transaction."""
-    if outcome not in OUTCOMES:
+    if outcome not in OUTCOMES and outcome not in ROUND_COUNTS:
         raise ValueError(f"unknown delivery outcome {outcome!r}")
     day = at.astimezone(ZoneInfo(timezone)).date()
     increment_counter(

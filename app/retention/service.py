@@ -5,11 +5,12 @@ day, or the day it was finished if earlier). Purging a due campaign:
 
 - deletes its per-person delivery rows (with their wamids, error codes, public ids); its rounds
   stay (a time zone and a time, nothing personal);
-- erases the number ciphertext, blind index and label of the enrolments that belonged to it and
-  belong to no upcoming or running campaign: enrolments of OPDs in its scope, made before it
-  ended, whose OPD is covered by no `draft`, `active` or `paused` campaign. They become
-  `erased`; an active one adds to the `erased` tally, so the active count stays right. The
-  suppression list (blind indexes of STOP/HAPUS) is kept: a STOP must outlive the data;
+- deletes the enrolments that belonged to it and belong to no upcoming or running campaign:
+  enrolments of OPDs in its scope, made before it ended, whose OPD is covered by no `draft`,
+  `active` or `paused` campaign (listed or withdrawn alike: no id or timestamp a coordinator
+  saw survives), with any delivery rows of other campaigns that still name them. A listed one
+  adds to the `erased` tally, so the listed count stays right. The suppression list (blind
+  indexes of STOP/HAPUS, no timestamps) is kept: a STOP must outlive the data;
 - keeps every aggregate (`DeliveryTally`, `EnrolmentTally`), so statistics do not change;
 - marks the campaign `purged` (purged_at) and audits it with counts only.
 
@@ -24,14 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, literal, or_, update
+from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.audit.models import AuditEvent
 from app.auth.principal import Principal, cli_principal
 from app.campaigns.models import Campaign, CampaignOpd, CampaignState
-from app.db import UTCDateTime
+from app.enrolment import erasure
 from app.enrolment import service as enrolment_service
 from app.enrolment.models import Enrolment, EnrolmentStatus
 from app.opds.models import Opd
@@ -168,7 +169,7 @@ def _purge_campaign(
 
 def _erasable_enrolments(session: Session, campaign: Campaign, ended: date) -> ColumnElement[bool]:
     """Enrolments of this campaign (its OPDs, made before it ended) that no upcoming or running
-    campaign covers, and that still hold something personal."""
+    campaign covers."""
     upcoming = session.exec(
         select(Campaign.id, Campaign.all_opds).where(col(Campaign.state).in_(UPCOMING_OR_RUNNING))
     ).all()
@@ -205,37 +206,19 @@ def _erasable_enrolments(session: Session, campaign: Campaign, ended: date) -> C
         )
         for tz, ids in sorted(by_zone.items())
     ]
-    holds_data = or_(
-        col(Enrolment.phone_ciphertext).is_not(None),
-        col(Enrolment.phone_index).is_not(None),
-        col(Enrolment.label_ciphertext).is_not(None),
-    )
-    return or_(*per_zone) & holds_data
+    return or_(*per_zone)
 
 
 def _erase(session: Session, erasable: ColumnElement[bool], *, now: datetime) -> int:
-    active_per_opd = Counter(
-        {
-            opd_id: int(n)
-            for opd_id, n in session.exec(
-                select(Enrolment.opd_id, func.count())
-                .where(erasable, col(Enrolment.status) == EnrolmentStatus.active)
-                .group_by(col(Enrolment.opd_id))
-            ).all()
-        }
-    )
-    result = session.execute(
-        update(Enrolment)
-        .where(erasable)
-        .values(
-            status=EnrolmentStatus.erased,
-            phone_ciphertext=None,
-            phone_index=None,
-            label_ciphertext=None,
-            ended_at=func.coalesce(col(Enrolment.ended_at), literal(now, UTCDateTime())),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    for opd_id, n in sorted(active_per_opd.items()):
+    rows = session.exec(select(Enrolment.id, Enrolment.opd_id, Enrolment.status).where(erasable))
+    ids: list[int] = []
+    listed_per_opd: Counter[int] = Counter()
+    for enrolment_id, opd_id, status in rows.all():
+        assert enrolment_id is not None
+        ids.append(enrolment_id)
+        if status == EnrolmentStatus.active:
+            listed_per_opd[opd_id] += 1
+    erasure.delete_enrolments(session, enrolment_ids=ids, now=now)
+    for opd_id, n in sorted(listed_per_opd.items()):
         enrolment_service.tally(session, opd_id=opd_id, event="erased", at=now, amount=n)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return len(ids)

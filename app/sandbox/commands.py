@@ -7,6 +7,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from app import cli_support
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.logging_setup import configure_logging
@@ -56,6 +57,7 @@ def serve(
     if not sandbox_active(settings):
         typer.echo("error: Meta credentials are set; the sandbox is off", err=True)
         raise typer.Exit(code=2)
+    cli_support.exit_unless_allowed(settings, standalone=True)
     engine = make_engine(settings.resolved_database_url) if _has_database(settings) else None
     sandbox = build_sandbox(settings, engine=engine)
     if webhook_url is None:

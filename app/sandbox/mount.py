@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from app.config import Settings
 from app.messaging.runtime import Messenger
-from app.sandbox import connect
+from app.sandbox import connect, identity, production
 from app.sandbox.faults import Faults
 from app.sandbox.graph import Renderer, SandboxGraph
 from app.sandbox.identity import GRAPH_MOUNT, webhook_secret
@@ -76,8 +76,15 @@ def install(app: FastAPI, settings: Settings) -> Callable[[], Awaitable[Messenge
     app.state.sandbox = sandbox
     for route in sandbox.sandbox_routes():
         app.router.routes.append(route)
-    # Lets `spi-reminder worker` in another process share this inbox and webhook.
-    app.mount(GRAPH_MOUNT, sandbox.asgi_app())
+    if identity.in_production(settings):
+        # Only with SPI_SANDBOX_IN_PRODUCTION (create_app refuses otherwise).
+        logger.warning("sandbox.production %s; /sandbox/* needs an admin", identity.BANNER)
+        engine, vault = app.state.engine, app.state.vault
+        app.add_middleware(production.AdminOnlySandbox, engine=engine, vault=vault)
+        app.add_middleware(production.SandboxBanner)
+    else:
+        # Lets `spi-reminder worker` in another process share this inbox and webhook.
+        app.mount(GRAPH_MOUNT, sandbox.asgi_app())
 
     async def open_messenger() -> Messenger:
         if settings.sandbox_url:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from app import schema_migrations
+from app import cli_support, schema_migrations
 from app.config import get_settings
 from app.db import make_engine
 from app.logging_setup import configure_logging
@@ -35,6 +35,8 @@ def scheduler(
     """Run the scheduler alone (standby if another process holds the lock)."""
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    # It sends nothing itself, but its rounds would go to the sandbox of serve.
+    cli_support.exit_unless_allowed(settings)
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)

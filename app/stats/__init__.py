@@ -1,1 +1,1 @@
-"""Aggregate statistics with small-cell suppression, CSV exports and Prometheus metrics."""
+"""Aggregate statistics (rounded as docs/privacy.md says), CSV exports and Prometheus metrics."""

@@ -5,7 +5,8 @@
   "," "|" and tab may be asked for; rates then use "." as decimal mark when the separator is ","
   and "," otherwise, so a number is never split across two columns.
 - Headers in Bahasa Indonesia (the readers are the inspectorate and coordinators); CRLF lines.
-- Withheld counts appear exactly as in the API ("<5", "x"); rates as percentages.
+- Counts exactly as in the API (rounded to multiples of 5); rates as percentages, empty when
+  the API gives none.
 - Text cells that a spreadsheet would run as a formula (=, +, -, @, tab, CR) get a leading "'".
 """
 
@@ -13,15 +14,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 
-from app.stats.schemas import (
-    CAMPAIGN_COUNTS,
-    CAMPAIGN_RATES,
-    DAILY_COUNTS,
-    CampaignDaily,
-    CampaignStats,
-    DailyRow,
-    StatsRow,
-)
+from app.stats.schemas import MEASURES, RATES, CampaignDaily, CampaignStats, DailyRow, StatsRow
 
 SEPARATORS = {";": ";", ",": ",", "|": "|", "tab": "\t", "\t": "\t"}
 BOM = "\ufeff"
@@ -33,15 +26,9 @@ def _text(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def _count(value: int | str) -> str:
-    return str(value)
-
-
-def _rate(value: float | str | None, decimal: str) -> str:
+def _rate(value: float | None, decimal: str) -> str:
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
     return f"{value * 100:.2f}".replace(".", decimal)
 
 
@@ -57,16 +44,15 @@ def _render(header: Sequence[str], rows: Iterable[Sequence[str]], sep: str) -> b
 def campaign_csv(stats: CampaignStats, *, sep: str = ";") -> bytes:
     """One row per OPD and a total row."""
     decimal = "." if SEPARATORS[sep] == "," else ","
-    header = ["Kode OPD", "Nama OPD", *(h for _, h in CAMPAIGN_COUNTS)]
-    header += [h for _, h in CAMPAIGN_RATES]
+    header = ["Kode OPD", "Nama OPD", *(h for _, h in MEASURES), *(h for _, h in RATES)]
 
     def line(row: StatsRow, code: str) -> list[str]:
         data = row.model_dump()
         return [
             _text(code),
             _text(row.opd_name),
-            *(_count(data[key]) for key, _ in CAMPAIGN_COUNTS),
-            *(_rate(data[key], decimal) for key, _ in CAMPAIGN_RATES),
+            *(str(data[key]) for key, _ in MEASURES),
+            *(_rate(data[key], decimal) for key, _ in RATES),
         ]
 
     rows = [line(r, r.opd_code or "") for r in stats.rows]
@@ -75,12 +61,11 @@ def campaign_csv(stats: CampaignStats, *, sep: str = ";") -> bytes:
 
 
 def daily_csv(daily: CampaignDaily, *, sep: str = ";") -> bytes:
-    """One row per day (ISO dates, which Excel recognises) and a total row."""
-    header = ["Tanggal", *(h for _, h in DAILY_COUNTS)]
+    """One row per closed day (ISO dates, which Excel recognises), figures since the first day."""
+    header = ["Tanggal", *(h for _, h in MEASURES)]
 
     def line(row: DailyRow) -> list[str]:
         data = row.model_dump()
-        day = row.day.isoformat() if row.day else TOTAL_LABEL
-        return [day, *(_count(data[key]) for key, _ in DAILY_COUNTS)]
+        return [row.day.isoformat(), *(str(data[key]) for key, _ in MEASURES)]
 
-    return _render(header, [*(line(r) for r in daily.days), line(daily.total)], sep)
+    return _render(header, [line(r) for r in daily.days], sep)

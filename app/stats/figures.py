@@ -1,159 +1,166 @@
-"""A campaign's figures per OPD and per day, from the aggregate counters only (invariants 4, 5).
+"""A campaign's true figures per OPD and closed day, from the aggregate counters (invariants 4, 5).
 
 Sources. Delivery figures are sums of `DeliveryTally` (campaign, OPD, local day, outcome);
-enrolment figures are sums of `EnrolmentTally` (OPD, day, event). Neither holds a person, and
-both outlive the retention purge, so a campaign's figures are the same before and after its
-per-person rows go. No query here reads `delivery` or `enrolment` (`app.stats.queries`).
+enrolment figures are sums of `EnrolmentTally` (OPD, day, event). Neither holds a person, and both
+outlive the retention purge, so a campaign's figures are the same before and after its per-person
+rows go. No query here reads `delivery` or `enrolment` (`app.stats.queries`).
 
-Definitions (per OPD; the total row is the sum over the OPDs shown):
-- period: the campaign's first day up to `as_of` = the earlier of today and the campaign's end
-  (its last day, or the day it was finished if that came first);
-- enrolled: active enrolments at the end of the period: every `enrolled` and `resumed` up to
-  `as_of` minus every `withdrawn`, `opted_out` and `erased` (each counted only when an active
-  enrolment left that state, as `app.enrolment` and `app.enrolment.optout` do);
-- opted_out, unreachable: STOPs and numbers found not on WhatsApp within the period;
-- scheduled, accepted, delivered, failed_*, unknown, skipped: the delivery outcome counters;
-- pending: scheduled - accepted - failed_* - unknown - skipped, floored at 0. A delivery that
-  leaves the outbox counts one of those four; a later status on it (unknown or skipped then
-  accepted, accepted then failed) counts a second one, so pending may under-count by those;
-- delivery_rate = delivered / scheduled; opt_out_rate = opted_out / (enrolled + opted_out)
-  (computed where the rows are published, `app.stats.service`).
-
-The daily view counts each outcome on the (local) day it happened, so its days add up to the
-campaign totals, not to any per-day "scheduled minus outcomes".
+Definitions, per OPD at the end of each day of the period (the campaign's first day to `as_of`):
+- enrolled: people on the list: every `enrolled` minus every `withdrawn` and `erased` so far (a STOP
+  leaves the list unchanged: the service simply never messages that number);
+- scheduled, delivered: reminders planned, and reported delivered, since the first day;
+- not_delivered: reminders that failed for good, were skipped, or whose outcome is unknown;
+- opted_out: STOPs by people listed in the OPD since the first day.
+Two populations are read but never published; the rounding caps use them (`PUBLISHED_RULE`):
+- reminder_population: for every round so far, the people on the list when it was created;
+- ever_listed: the list on the day before the campaign plus everyone listed since.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
+import numpy as np
 from sqlmodel import Session
 
 from app.campaigns.models import Campaign
 from app.outbox import tally
 from app.stats import queries
 from app.stats.queries import OpdRef
-from app.stats.schemas import CAMPAIGN_COUNTS, DAILY_COUNTS
+from app.stats.rounding import Cap, SeriesRule
 
-ENROL_IN = ("enrolled", "resumed")
-ENROL_OUT = ("withdrawn", "opted_out", "erased")
-OPTED_OUT = "opted_out"
-UNREACHABLE = "unreachable"
-DELIVERY_OUTCOMES = (
-    tally.SCHEDULED,
-    tally.ACCEPTED,
-    tally.DELIVERED,
-    tally.FAILED_NOT_ON_WHATSAPP,
-    tally.FAILED_REFUSED,
-    tally.FAILED_OTHER,
-    tally.UNKNOWN,
-    tally.SKIPPED,
+MEASURES = ("enrolled", "scheduled", "delivered", "not_delivered", "opted_out")
+POPULATIONS = ("reminder_population", "ever_listed")
+FIELDS = (*MEASURES, *POPULATIONS)  # the columns of a series
+PUBLISHED_RULE = SeriesRule(
+    monotone=frozenset({"scheduled", "delivered", "not_delivered", "opted_out"}),
+    caps=(
+        Cap(("scheduled",), "reminder_population"),
+        Cap(("delivered", "not_delivered"), "reminder_population"),
+        Cap(("opted_out",), "ever_listed"),
+    ),
 )
-RESOLVED = (
-    tally.ACCEPTED,
-    tally.FAILED_NOT_ON_WHATSAPP,
-    tally.FAILED_REFUSED,
-    tally.FAILED_OTHER,
-    tally.UNKNOWN,
-    tally.SKIPPED,
-)
-CAMPAIGN_KEYS = [key for key, _ in CAMPAIGN_COUNTS]
-DAILY_KEYS = [key for key, _ in DAILY_COUNTS]
-COL = {key: i for i, key in enumerate(CAMPAIGN_KEYS)}
-_DAILY_COL = {key: i for i, key in enumerate(DAILY_KEYS)}
+_DELIVERY_MEASURES = {
+    "scheduled": (tally.SCHEDULED,),
+    "delivered": (tally.DELIVERED,),
+    "not_delivered": (
+        tally.FAILED_NOT_ON_WHATSAPP,
+        tally.FAILED_REFUSED,
+        tally.FAILED_OTHER,
+        tally.UNKNOWN,
+        tally.SKIPPED,
+    ),
+    "reminder_population": (tally.LISTED,),
+}
+_ENROLMENT_EVENTS = {
+    "joined": ("enrolled",),
+    "left": ("withdrawn", "erased"),
+    "stopped": ("opted_out",),
+}
+_COL = {name: i for i, name in enumerate(FIELDS)}
+
+Series = np.ndarray  # (days, FIELDS): cumulative true counts at the end of each day
 
 
 @dataclass
 class Scope:
-    """Which campaign, which OPDs as rows, and up to which day a viewer sees."""
+    """Which campaign, which OPDs, and up to which closed day (None: none yet) a viewer sees."""
 
     campaign: Campaign
-    opds: list[OpdRef]  # rows, by code
+    opds: list[OpdRef]  # by code
     opd_filter: list[int] | None  # None: every OPD (all-OPD campaign seen by a reader of all)
     coordinator_opd: OpdRef | None
-    as_of: date
+    as_of: date | None
+
+    @property
+    def days(self) -> list[date]:
+        """Every day of the period, so series and charts have no gaps."""
+        if self.as_of is None:
+            return []
+        first = self.campaign.first_day
+        return [first + timedelta(days=i) for i in range((self.as_of - first).days + 1)]
 
 
-@dataclass
-class Figures:
-    """The unprotected counts of one scope."""
-
-    per_opd: list[list[int]]  # rows in CAMPAIGN_KEYS order
-    days: list[date]
-    per_day: list[list[int]]  # rows in DAILY_KEYS order
-    delivery_fingerprint: tuple[int, int]  # rows and sum of the counters read
-
-
-def read_figures(session: Session, scope: Scope) -> Figures:
-    """The counts of a scope per OPD and per day of the period, from the counters."""
+def read_series(session: Session, scope: Scope) -> dict[int, Series]:
+    """Per OPD id, the true figures and populations at the end of each day of the period."""
+    days = scope.days
+    n_days = len(days)
+    changes = np.zeros((len(scope.opds), n_days, len(FIELDS)), dtype=np.int64)
+    row_of = {opd.id: i for i, opd in enumerate(scope.opds)}
+    if not days:
+        return {opd.id: changes[i] for i, opd in enumerate(scope.opds)}
     campaign = scope.campaign
     assert campaign.id is not None
-    opd_index = {opd.id: i for i, opd in enumerate(scope.opds)}
-    per_opd = [[0] * len(CAMPAIGN_KEYS) for _ in scope.opds]
-    by_day: dict[date, list[int]] = {}
-    first, as_of = campaign.first_day, scope.as_of
-    d = first
-    while d <= as_of:  # every day of the period, so charts have no gaps
-        by_day[d] = [0] * len(DAILY_KEYS)
-        d += timedelta(days=1)
+    assert scope.as_of is not None
+    first = campaign.first_day
+    listed_before = np.zeros(len(scope.opds), dtype=np.int64)
 
-    def day_row(day: date) -> list[int]:
-        return by_day.setdefault(day, [0] * len(DAILY_KEYS))
-
-    # Outcomes the tables do not show (retried) are dropped here: a filter in SQL costs more
-    # than it saves.
-    fp_rows = fp_sum = 0
-    delivery = queries.delivery_counts(
-        session, campaign_id=campaign.id, opd_filter=scope.opd_filter
+    delivery = queries.delivery_series(
+        session,
+        campaign_id=campaign.id,
+        opd_filter=scope.opd_filter,
+        measures=_DELIVERY_MEASURES,
+        as_of=scope.as_of,
     )
-    for kind, opd_id, day, outcome, n, rows in delivery:
-        if kind == 0:
-            fp_rows += int(rows)
-            fp_sum += int(n)
-        if outcome not in DELIVERY_OUTCOMES:
-            continue
-        if kind == 0:
-            if opd_id in opd_index:
-                per_opd[opd_index[opd_id]][COL[outcome]] += int(n)
-        else:
-            day_row(_as_date(day))[_DAILY_COL[outcome]] += int(n)
+    columns = [_COL[m] for m in _DELIVERY_MEASURES]
+    i, t, sums = _indexed(delivery, row_of, first, n_days, width=len(columns))
+    changes[i, t, :] += _spread(sums, columns)  # one query row per (OPD, day): no repeats
 
-    # Enrolment counters: the net active count up to as_of, and the period's events per day.
-    enrolment = queries.enrolment_counts(
+    enrolment = queries.enrolment_series(
         session,
         opd_filter=scope.opd_filter,
+        events=_ENROLMENT_EVENTS,
         first=first,
-        as_of=as_of,
-        day_events=(OPTED_OUT, UNREACHABLE),
+        as_of=scope.as_of,
     )
-    for kind, opd_id, day, event, flag, n in enrolment:
-        n = int(n)
-        if kind == 0:
-            if opd_id not in opd_index:
-                continue
-            row = per_opd[opd_index[opd_id]]
-            if event in ENROL_IN:
-                row[COL["enrolled"]] += n
-            elif event in ENROL_OUT:
-                row[COL["enrolled"]] -= n
-            if flag and event in (OPTED_OUT, UNREACHABLE):
-                row[COL[event]] += n
-        else:
-            day_row(_as_date(day))[_DAILY_COL[event]] += n
-
-    for row in per_opd:
-        row[COL["enrolled"]] = max(0, row[COL["enrolled"]])
-        resolved = sum(row[COL[k]] for k in RESOLVED)
-        row[COL["pending"]] = max(0, row[COL["scheduled"]] - resolved)
-    days = sorted(by_day)
-    return Figures(
-        per_opd=per_opd,
-        days=days,
-        per_day=[by_day[d] for d in days],
-        delivery_fingerprint=(fp_rows, fp_sum),
+    i, t, sums = _indexed(
+        enrolment, row_of, first, n_days, width=len(_ENROLMENT_EVENTS), keep_before=True
     )
+    joined, left, stopped = sums[:, 0], sums[:, 1], sums[:, 2]
+    before = t < 0  # before the campaign: only the list's size matters (one row per OPD)
+    listed_before[i[before]] += (joined - left)[before]
+    i, t = i[~before], t[~before]
+    changes[i, t, _COL["enrolled"]] += (joined - left)[~before]
+    changes[i, t, _COL["ever_listed"]] += joined[~before]
+    changes[i, t, _COL["opted_out"]] += stopped[~before]
+
+    start = np.maximum(listed_before, 0)
+    changes[:, 0, _COL["enrolled"]] += start
+    changes[:, 0, _COL["ever_listed"]] += start
+    cumulative = np.cumsum(changes, axis=1)
+    cumulative[:, :, _COL["enrolled"]] = np.maximum(cumulative[:, :, _COL["enrolled"]], 0)
+    return {opd.id: cumulative[i] for i, opd in enumerate(scope.opds)}
 
 
-def _as_date(value: object) -> date:
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))  # SQLite hands back the text of a NULL-typed union
+def _indexed(
+    rows: Sequence[Any],
+    row_of: dict[int, int],
+    first: date,
+    n_days: int,
+    *,
+    width: int,
+    keep_before: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(OPD row, day offset, sums) of query rows for OPDs and days in scope (one row each)."""
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros((0, width), dtype=np.int64)
+    # Column-wise: transposing the result rows is far cheaper than reading them one by one.
+    columns = list(zip(*rows, strict=True))
+    opd_ids = np.array(columns[0], dtype=np.int64)
+    lookup = np.full(max(int(opd_ids.max()), max(row_of, default=0)) + 1, -1, dtype=np.int64)
+    lookup[list(row_of)] = list(row_of.values())
+    opd_rows = lookup[opd_ids]
+    days = np.array(columns[1], dtype="datetime64[D]")
+    offsets = (days - np.datetime64(first, "D")).astype(np.int64)
+    sums = np.array(columns[2:], dtype=np.int64).T.reshape(len(rows), width)
+    keep = (opd_rows >= 0) & (offsets < n_days) & ((offsets >= 0) | keep_before)
+    return opd_rows[keep], offsets[keep], sums[keep]
+
+
+def _spread(sums: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Sums laid out in the columns of a series (one (OPD, day) pair per row)."""
+    out = np.zeros((sums.shape[0], len(FIELDS)), dtype=np.int64)
+    out[:, columns] = sums
+    return out

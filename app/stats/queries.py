@@ -3,14 +3,12 @@
 All of them read aggregate counters (`DeliveryTally`, `EnrolmentTally`), OPDs, campaign scopes
 and indexed states only; none reads a person's `delivery` or `enrolment` row.
 
-The delivery counters come per OPD and per day in one statement (GROUPING SETS on PostgreSQL,
-UNION ALL on SQLite), so both come from one snapshot and add up exactly; the enrolment counters
-likewise in one statement. Both are grouped in SQL.
+The counters come grouped in SQL per OPD, day and outcome (or event), one statement each.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -23,15 +21,12 @@ from sqlalchemy import (
     cast,
     func,
     literal,
-    null,
-    tuple_,
-    union_all,
+    or_,
 )
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.campaigns.models import Campaign, CampaignOpd
-from app.db import is_postgresql
 from app.enrolment.models import EnrolmentTally
 from app.opds.models import Opd
 from app.outbox.models import Delivery, DeliveryState, DeliveryTally
@@ -109,103 +104,55 @@ def _delivery_where(campaign_id: int, opd_filter: Sequence[int] | None) -> list[
     return where
 
 
-def delivery_counts(
-    session: Session, *, campaign_id: int, opd_filter: Sequence[int] | None
+def _sums_by(column: Any, groups: Mapping[str, Sequence[str]], count: Any) -> list[Any]:
+    """One SUM per group of values of `column` (a pivot done in SQL)."""
+    return [
+        cast(func.sum(case((col(column).in_(list(values)), count), else_=0)), Integer).label(name)
+        for name, values in groups.items()
+    ]
+
+
+def delivery_series(
+    session: Session,
+    *,
+    campaign_id: int,
+    opd_filter: Sequence[int] | None,
+    measures: Mapping[str, Sequence[str]],
+    as_of: date,
 ) -> Rows:
-    """(kind, opd_id, day, outcome, n, rows): kind 0 per OPD, kind 1 per day."""
+    """(opd_id, day, *one sum per measure) of a campaign's delivery counters up to `as_of`."""
     dt = DeliveryTally
-    where = _delivery_where(campaign_id, opd_filter)
-    total = cast(func.sum(dt.count), Integer).label("n")
-    rows = func.count().label("rows")
-    query: Any
-    if is_postgresql(session):
-        # One scan feeding both groupings (about twice as fast as two scans).
-        query = (
-            sa_select(
-                case((col(dt.opd_id).is_(None), 1), else_=0).label("kind"),
-                col(dt.opd_id),
-                col(dt.day),
-                col(dt.outcome),
-                total,
-                rows,
-            )
-            .where(*where)
-            .group_by(
-                func.grouping_sets(
-                    tuple_(col(dt.opd_id), col(dt.outcome)), tuple_(col(dt.day), col(dt.outcome))
-                )
-            )
-        )
-    else:
-        per_opd: Any = (
-            sa_select(
-                literal(0).label("kind"),
-                col(dt.opd_id).label("opd_id"),
-                cast(null(), Date).label("day"),
-                col(dt.outcome),
-                total,
-                rows,
-            )
-            .where(*where)
-            .group_by(col(dt.opd_id), col(dt.outcome))
-        )
-        per_day: Any = (
-            sa_select(
-                literal(1).label("kind"),
-                cast(null(), Integer).label("opd_id"),
-                col(dt.day).label("day"),
-                col(dt.outcome),
-                total,
-                rows,
-            )
-            .where(*where)
-            .group_by(col(dt.day), col(dt.outcome))
-        )
-        query = union_all(per_opd, per_day)
-    return session.execute(query).all()
+    outcomes = [o for group in measures.values() for o in group]
+    where = [*_delivery_where(campaign_id, opd_filter), col(dt.day) <= as_of]
+    stmt = (
+        sa_select(col(dt.opd_id), col(dt.day), *_sums_by(dt.outcome, measures, dt.count))
+        .where(*where, col(dt.outcome).in_(outcomes))
+        .group_by(col(dt.opd_id), col(dt.day))
+    )
+    return session.connection().execute(stmt).all()
 
 
-def enrolment_counts(
+def enrolment_series(
     session: Session,
     *,
     opd_filter: Sequence[int] | None,
+    events: Mapping[str, Sequence[str]],
     first: date,
     as_of: date,
-    day_events: Sequence[str],
 ) -> Rows:
-    """(kind, opd_id, day, event, in_period, n): kind 0 per OPD and event up to as_of (split
-    by whether the day falls in first..as_of), kind 1 per day for `day_events` in the period."""
+    """(opd_id, day, *one sum per group of events) up to `as_of`; earlier days come as first - 1."""
     et = EnrolmentTally
-    e_where = [col(et.day) <= as_of]
+    before = first - timedelta(days=1)
+    day = case((col(et.day) < first, literal(before, Date)), else_=col(et.day)).label("day")
+    where = [col(et.day) <= as_of]
     if opd_filter is not None:
-        e_where.append(col(et.opd_id).in_(opd_filter))
-    in_period = and_(col(et.day) >= first, col(et.day) <= as_of)
-    period_flag = case((in_period, 1), else_=0)
-    e_opd_q: Any = (
-        sa_select(
-            literal(0).label("kind"),
-            col(et.opd_id).label("opd_id"),
-            cast(null(), Date).label("day"),
-            col(et.event),
-            period_flag.label("in_period"),
-            cast(func.sum(et.count), Integer).label("n"),
-        )
-        .where(*e_where)
-        .group_by(col(et.opd_id), col(et.event), period_flag)
+        where.append(col(et.opd_id).in_(opd_filter))
+    stmt = (
+        sa_select(col(et.opd_id), day, *_sums_by(et.event, events, et.count))
+        .where(*where)
+        .group_by(col(et.opd_id), day)
     )
-    e_day_q: Any = (
-        sa_select(
-            literal(1).label("kind"),
-            cast(null(), Integer).label("opd_id"),
-            col(et.day).label("day"),
-            col(et.event),
-            literal(1).label("in_period"),
-            cast(func.sum(et.count), Integer).label("n"),
-        )
-        .where(*e_where, in_period, col(et.event).in_(day_events))
-        .group_by(col(et.day), col(et.event))
-    )
-    return session.execute(union_all(e_opd_q, e_day_q)).all()
+    return session.connection().execute(stmt).all()
 
 
 def delivery_fingerprint(
@@ -231,12 +178,20 @@ def enrolment_fingerprint(session: Session) -> tuple[int, int]:
 # --- /metrics -----------------------------------------------------------------------------------
 
 
-def outbox_waiting(conn: Connection) -> Rows:
-    """(state, retried, n) of deliveries queued or sending; retried is 1 after an attempt."""
+def outbox_waiting(conn: Connection, *, now: datetime) -> Rows:
+    """(state, retried, n) of deliveries sending or queued and due; retried is 1 after an attempt.
+
+    Queued deliveries that are not due yet are left out: a STOP skips them at once, so counting
+    them would show the moment of an opt-out while nothing else moves (e.g. at night).
+    """
     retrying = case((col(Delivery.attempts) > 0, 1), else_=0)
+    due = or_(
+        col(Delivery.state) == DeliveryState.sending,
+        and_(col(Delivery.state) == DeliveryState.queued, col(Delivery.next_attempt_at) <= now),
+    )
     return conn.execute(
         sa_select(col(Delivery.state), retrying, func.count())
-        .where(col(Delivery.state).in_([DeliveryState.queued, DeliveryState.sending]))
+        .where(due)
         .group_by(col(Delivery.state), retrying)
     ).all()
 
@@ -253,14 +208,5 @@ def delivery_outcome_totals(conn: Connection) -> Rows:
     return conn.execute(
         sa_select(col(DeliveryTally.outcome), func.sum(DeliveryTally.count)).group_by(
             col(DeliveryTally.outcome)
-        )
-    ).all()
-
-
-def enrolment_event_totals(conn: Connection) -> Rows:
-    """(event, n) summed over every enrolment counter."""
-    return conn.execute(
-        sa_select(col(EnrolmentTally.event), func.sum(EnrolmentTally.count)).group_by(
-            col(EnrolmentTally.event)
         )
     ).all()

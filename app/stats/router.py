@@ -35,19 +35,21 @@ _CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def min_cell(request: Request) -> int:
-    """k of the small-cell rule (setting `stats_min_cell`, default 5)."""
-    return int(request.app.state.settings.stats_min_cell)
+def rounding_rule(request: Request) -> tuple[bytes, int]:
+    """The rounding key (derived from the blind-index key) and the grouping threshold."""
+    settings = request.app.state.settings
+    return service.stats_key(request.app.state.vault), int(settings.stats_group_min)
 
 
 @dataclass(frozen=True)
 class StatsRequest:
-    """What both statistics routes take: the campaign, the viewer, k, and the format asked for."""
+    """What both statistics routes take: the campaign, the viewer, the rule, the format asked."""
 
     campaign_id: int
     session: Session
     viewer: Principal
-    min_cell: int
+    key: bytes
+    group_min: int
     format: str
     sep: str
 
@@ -89,7 +91,8 @@ def stats_request(
     sep: Separator = ";",
 ) -> StatsRequest:
     """The common parameters of the statistics routes."""
-    return StatsRequest(campaign_id, session, viewer, min_cell(request), format, sep)
+    key, group_min = rounding_rule(request)
+    return StatsRequest(campaign_id, session, viewer, key, group_min, format, sep)
 
 
 StatsRequestDep = Annotated[StatsRequest, Depends(stats_request)]
@@ -97,9 +100,13 @@ StatsRequestDep = Annotated[StatsRequest, Depends(stats_request)]
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignStats, responses=_CSV_RESPONSES)
 def campaign_stats(asked: StatsRequestDep) -> Any:
-    """Figures per OPD and in total; counts below k appear as "<5", linked ones as "x"."""
+    """Figures per OPD and in total up to yesterday, each rounded to a multiple of 5."""
     stats = service.campaign_stats(
-        asked.session, campaign_id=asked.campaign_id, viewer=asked.viewer, min_cell=asked.min_cell
+        asked.session,
+        campaign_id=asked.campaign_id,
+        viewer=asked.viewer,
+        key=asked.key,
+        group_min=asked.group_min,
     )
     return asked.answer(
         stats,
@@ -113,9 +120,13 @@ def campaign_stats(asked: StatsRequestDep) -> Any:
     "/campaigns/{campaign_id}/daily", response_model=CampaignDaily, responses=_CSV_RESPONSES
 )
 def campaign_daily(asked: StatsRequestDep) -> Any:
-    """The same outcomes per day (the viewer's OPDs together), and their total."""
+    """The same figures at the end of each closed day (the viewer's OPDs together)."""
     daily = service.campaign_daily(
-        asked.session, campaign_id=asked.campaign_id, viewer=asked.viewer, min_cell=asked.min_cell
+        asked.session,
+        campaign_id=asked.campaign_id,
+        viewer=asked.viewer,
+        key=asked.key,
+        group_min=asked.group_min,
     )
     return asked.answer(
         daily,

@@ -1,85 +1,60 @@
-"""What the statistics API returns: aggregate counts only, small cells withheld.
+"""What the statistics API returns: aggregate figures only, each rounded as docs/privacy.md says.
 
-A count is an integer, or a marker when withheld: ``"<5"`` (fewer than k, k = 5 by default)
-or ``"x"`` (withheld so that a small count cannot be worked out from the totals). A rate is a
-fraction between 0 and 1, ``"x"`` when a count it is built on is withheld, or null when its
-denominator is 0.
+Every count is a multiple of 5 within 4 of the truth (keyed random rounding), counted up to the
+end of the last closed day. Totals are sums of the published rows; rates are ratios of published
+figures, null when the denominator is under 10.
 """
 
 from datetime import date
 
 from pydantic import BaseModel, Field
 
-Count = int | str
-Rate = float | str | None
-
-# Indonesian column headers of every count.
-_COUNT_HEADERS = {
-    "enrolled": "Terdaftar aktif",
-    "opted_out": "Berhenti (STOP)",
-    "unreachable": "Tidak terjangkau",
-    "scheduled": "Pengingat dijadwalkan",
-    "accepted": "Diterima WhatsApp",
-    "delivered": "Terkirim",
-    "failed_not_on_whatsapp": "Gagal: bukan nomor WhatsApp",
-    "failed_refused": "Gagal: ditolak WhatsApp",
-    "failed_other": "Gagal: lainnya",
-    "unknown": "Tidak diketahui",
-    "skipped": "Dilewati",
-    "pending": "Menunggu",
-}
-_OUTCOMES = (
-    "scheduled",
-    "accepted",
-    "delivered",
-    "failed_not_on_whatsapp",
-    "failed_refused",
-    "failed_other",
-    "unknown",
-    "skipped",
+# Measures, in column order, with their Indonesian headers.
+MEASURES: tuple[tuple[str, str], ...] = (
+    ("enrolled", "Terdaftar"),
+    ("scheduled", "Pengingat dijadwalkan"),
+    ("delivered", "Terkirim"),
+    ("not_delivered", "Tidak terkirim"),
+    ("opted_out", "Berhenti (STOP)"),
 )
-# Measures of the per-OPD table, in column order, with their Indonesian headers.
-CAMPAIGN_COUNTS: tuple[tuple[str, str], ...] = tuple(
-    (key, _COUNT_HEADERS[key])
-    for key in ("enrolled", "opted_out", "unreachable", *_OUTCOMES, "pending")
-)
-CAMPAIGN_RATES: tuple[tuple[str, str], ...] = (
+RATES: tuple[tuple[str, str], ...] = (
     ("delivery_rate", "Tingkat terkirim (%)"),
     ("opt_out_rate", "Tingkat berhenti (%)"),
 )
-# Measures of the per-day table: outcomes counted on the day they happened.
-DAILY_COUNTS: tuple[tuple[str, str], ...] = tuple(
-    (key, _COUNT_HEADERS[key]) for key in (*_OUTCOMES, "opted_out", "unreachable")
-)
+OTHER_OPDS_CODE = "LAINNYA"
+OTHER_OPDS_NAME = "OPD lainnya"
 
 
-def marker_notes(k: int) -> dict[str, str]:
-    """What the markers mean, in Bahasa Indonesia (shown under tables and in the API)."""
+def method_notes(group_min: int) -> dict[str, str]:
+    """How to read the figures, in Bahasa Indonesia (shown under tables and in the API)."""
     return {
-        f"<{k}": f"kurang dari {k}; disembunyikan agar tidak ada orang yang dapat dikenali",
-        "x": "disembunyikan agar angka kecil tidak dapat dihitung dari total",
+        "pembulatan": (
+            "setiap angka dibulatkan ke kelipatan 5 secara acak (selisih paling banyak 4), "
+            "agar tidak ada orang yang dapat dikenali; jumlah adalah penjumlahan baris"
+        ),
+        "hari_tertutup": "angka dihitung sampai akhir hari kemarin (WIB), tidak pernah hari ini",
+        "opd_lainnya": f"OPD dengan kurang dari {group_min} orang terdaftar digabung",
+        "persentase": "dihitung dari angka yang dibulatkan; kosong bila penyebutnya di bawah 10",
     }
 
 
-class StatsRow(BaseModel):
-    """One OPD (or the total) of a campaign."""
+class Figures(BaseModel):
+    """The five published counts."""
 
-    opd_code: str | None = Field(description="null for the total row")
+    enrolled: int = Field(description="people on the list at the end of the period")
+    scheduled: int = Field(description="reminders planned in the period")
+    delivered: int = Field(description="reminders WhatsApp reported delivered")
+    not_delivered: int = Field(description="reminders that failed, were skipped, or are unknown")
+    opted_out: int = Field(description="STOPs by listed people in the period")
+
+
+class StatsRow(Figures):
+    """One OPD, the group of small OPDs, or the total."""
+
+    opd_code: str | None = Field(description="null for the total row; LAINNYA for the group")
     opd_name: str
-    enrolled: Count = Field(description="active enrolments at the end of the period")
-    opted_out: Count = Field(description="STOPs between the first day and the end of the period")
-    unreachable: Count = Field(description="numbers found not to be on WhatsApp in the period")
-    scheduled: Count
-    accepted: Count
-    delivered: Count
-    failed_not_on_whatsapp: Count
-    failed_refused: Count
-    failed_other: Count
-    unknown: Count
-    skipped: Count
-    pending: Count = Field(description="scheduled minus accepted, failed, unknown and skipped")
-    delivery_rate: Rate = Field(description="delivered / scheduled")
-    opt_out_rate: Rate = Field(description="opted_out / (enrolled + opted_out)")
+    delivery_rate: float | None = Field(description="delivered / scheduled")
+    opt_out_rate: float | None = Field(description="opted_out / enrolled")
 
 
 class CampaignHeader(BaseModel):
@@ -88,8 +63,8 @@ class CampaignHeader(BaseModel):
     state: str
     first_day: date
     last_day: date
-    as_of: date = Field(description="enrolment figures are counted up to this day")
-    min_cell: int = Field(description="k: counts from 1 to k-1 are withheld")
+    as_of: date | None = Field(description="figures count up to the end of this day; null before")
+    group_min: int = Field(description="OPDs with fewer people listed are shown together")
     notes: dict[str, str]
 
 
@@ -98,23 +73,12 @@ class CampaignStats(CampaignHeader):
     total: StatsRow
 
 
-class DailyRow(BaseModel):
-    """One day (or the total, with day null) of a campaign."""
+class DailyRow(Figures):
+    """The figures at the end of one closed day (cumulative from the campaign's first day)."""
 
-    day: date | None
-    scheduled: Count
-    accepted: Count
-    delivered: Count
-    failed_not_on_whatsapp: Count
-    failed_refused: Count
-    failed_other: Count
-    unknown: Count
-    skipped: Count
-    opted_out: Count
-    unreachable: Count
+    day: date
 
 
 class CampaignDaily(CampaignHeader):
     opd_code: str | None = Field(description="the coordinator's OPD; null for every OPD")
     days: list[DailyRow]
-    total: DailyRow

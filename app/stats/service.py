@@ -1,16 +1,12 @@
-"""Campaign statistics per OPD and per day, protected against small cells (invariants 4, 5).
+"""Campaign statistics per OPD and per closed day, rounded as docs/privacy.md says (invariant 5).
 
-The figures and what each one means are defined in `app.stats.figures`; this module scopes them
-to the viewer, protects them, and shapes the published rows.
+The true figures and what each one means are defined in `app.stats.figures`; this module scopes
+them to the viewer, groups small OPDs, rounds every figure with `app.stats.rounding`, and shapes
+the published rows. Every viewer and every surface (JSON, CSV, dashboard) gets the same rounded
+figure for the same cell: a coordinator's own OPD is the very row the inspectorate sees, unless
+their OPD is grouped, and then it is its own cell, rounded by the same rule.
 
-Suppression. The per-OPD table and the per-day table a viewer can get are protected together
-as one system (`app.stats.suppression`): the days' columns add up to the campaign totals, and
-scheduled = accepted + failed_* + unknown + skipped + pending holds in every row where pending
-was not floored. Rates are published only when both of their counts are. Inspectorate and admin
-get every OPD of the campaign; a coordinator gets their own OPD only, as a one-row table that is
-its own total, protected the same way.
-
-The protected result is cached per process, keyed by everything it depends on, including the
+The published result is cached per process, keyed by everything it depends on, including the
 row count and sum of both counter tables (counters only grow, so any write changes the key):
 the per-OPD and daily views of a dashboard page share one computation.
 """
@@ -20,8 +16,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlmodel import Session
 
 from app.auth.models import Role
@@ -29,26 +27,48 @@ from app.auth.principal import Principal
 from app.campaigns.models import Campaign
 from app.db import utcnow
 from app.errors import Forbidden, NotFound
-from app.stats import figures as stats_figures
-from app.stats import queries, suppression
-from app.stats.cells import COMPLEMENTARY_MARKER, Mark, System, display
-from app.stats.figures import CAMPAIGN_KEYS, COL, DAILY_KEYS, RESOLVED, Figures, Scope
-from app.stats.schemas import CampaignDaily, CampaignStats, DailyRow, StatsRow, marker_notes
+from app.security import PhoneVault
+from app.stats import queries
+from app.stats.figures import FIELDS, MEASURES, PUBLISHED_RULE, Scope, Series, read_series
+from app.stats.queries import OpdRef
+from app.stats.rounding import publish_array, rounding_key
+from app.stats.schemas import (
+    OTHER_OPDS_CODE,
+    OTHER_OPDS_NAME,
+    CampaignDaily,
+    CampaignStats,
+    DailyRow,
+    StatsRow,
+    method_notes,
+)
 
-# scheduled = accepted + failed_* + unknown + skipped + pending, in every row where it holds
-_RELATION = (COL["scheduled"], tuple(COL[k] for k in (*RESOLVED, "pending")))
 TOTAL_NAME = "Jumlah"
+ENROLLED = FIELDS.index("enrolled")
+RATE_MIN_DENOMINATOR = 10
+# A day is closed once it has ended in WIB, the westernmost zone (it has ended in WITA and WIT).
+CLOSING_ZONE = ZoneInfo("Asia/Jakarta")
 
 
-@dataclass
-class _Protected:
+@dataclass(frozen=True)
+class Unit:
+    """A published row: one OPD, or the small OPDs together."""
+
+    code: str
+    name: str
+    members: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Published:
     scope: Scope
-    figures: Figures
-    k: int
-    opd_marks: list[list[Mark]]
-    total_values: list[int]
-    total_marks: list[Mark]
-    day_marks: list[list[Mark]]
+    group_min: int
+    units: list[Unit]
+    series: list[Series]  # per unit: the published figures per day (populations zero)
+
+
+def stats_key(vault: PhoneVault) -> bytes:
+    """The key of the rounding coins, derived from the blind-index key."""
+    return rounding_key(vault.index_key)
 
 
 def campaign_end(campaign: Campaign) -> date:
@@ -58,22 +78,27 @@ def campaign_end(campaign: Campaign) -> date:
     return campaign.last_day
 
 
+def last_closed_day(now: datetime) -> date:
+    """Yesterday in WIB: the latest day no event can still be added to."""
+    return now.astimezone(CLOSING_ZONE).date() - timedelta(days=1)
+
+
 def campaign_stats(
     session: Session,
     *,
     campaign_id: int,
     viewer: Principal,
-    min_cell: int,
-    today: date | None = None,
+    key: bytes,
+    group_min: int,
+    now: datetime | None = None,
 ) -> CampaignStats:
-    """Per-OPD and total figures of a campaign, small cells withheld."""
-    p = _protected(session, campaign_id=campaign_id, viewer=viewer, k=min_cell, today=today)
-    rows = [
-        _stats_row(opd.code, opd.name, values, marks, p.k)
-        for opd, values, marks in zip(p.scope.opds, p.figures.per_opd, p.opd_marks, strict=True)
-    ]
-    total = _stats_row(None, TOTAL_NAME, p.total_values, p.total_marks, p.k)
-    return CampaignStats.model_validate({**_header(p), "rows": rows, "total": total})
+    """Per-OPD and total figures of a campaign, rounded, up to the last closed day."""
+    p = _published(session, campaign_id, viewer, key, group_min, now)
+    rows = [_row(u.code, u.name, _last(s)) for u, s in zip(p.units, p.series, strict=True)]
+    total = {m: sum(getattr(r, m) for r in rows) for m in MEASURES}
+    return CampaignStats.model_validate(
+        {**_header(p), "rows": rows, "total": _row(None, TOTAL_NAME, total)}
+    )
 
 
 def campaign_daily(
@@ -81,32 +106,34 @@ def campaign_daily(
     *,
     campaign_id: int,
     viewer: Principal,
-    min_cell: int,
-    today: date | None = None,
+    key: bytes,
+    group_min: int,
+    now: datetime | None = None,
 ) -> CampaignDaily:
-    """The same outcomes per day (and their total), small cells withheld."""
-    p = _protected(session, campaign_id=campaign_id, viewer=viewer, k=min_cell, today=today)
+    """The same figures at the end of each closed day: the viewer's OPDs together."""
+    p = _published(session, campaign_id, viewer, key, group_min, now)
+    summed = np.zeros((len(p.scope.days), len(FIELDS)), dtype=np.int64)
+    for unit_series in p.series:
+        summed += unit_series
     days = [
-        DailyRow.model_validate({"day": day, **_counts(DAILY_KEYS, values, marks, p.k)})
-        for day, values, marks in zip(p.figures.days, p.figures.per_day, p.day_marks, strict=True)
+        DailyRow.model_validate(
+            {"day": day, **{m: int(summed[i][FIELDS.index(m)]) for m in MEASURES}}
+        )
+        for i, day in enumerate(p.scope.days)
     ]
-    totals = [COL[key] for key in DAILY_KEYS]
-    total_values = [p.total_values[c] for c in totals]
-    total_marks = [p.total_marks[c] for c in totals]
-    total = DailyRow.model_validate(
-        {"day": None, **_counts(DAILY_KEYS, total_values, total_marks, p.k)}
-    )
     opd = p.scope.coordinator_opd
     return CampaignDaily.model_validate(
-        {**_header(p), "opd_code": opd.code if opd else None, "days": days, "total": total}
+        {**_header(p), "opd_code": opd.code if opd else None, "days": days}
     )
 
 
-def _scope(session: Session, *, campaign_id: int, viewer: Principal, today: date) -> Scope:
+def _scope(session: Session, *, campaign_id: int, viewer: Principal, now: datetime) -> Scope:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound("no such campaign", code="campaign_not_found")
-    as_of = min(today, campaign_end(campaign))
+    as_of: date | None = min(last_closed_day(now), campaign_end(campaign))
+    if as_of is not None and as_of < campaign.first_day:
+        as_of = None
     if viewer.role is Role.coordinator:
         if viewer.opd_id is None:
             raise Forbidden("this coordinator token has no OPD")
@@ -121,24 +148,47 @@ def _scope(session: Session, *, campaign_id: int, viewer: Principal, today: date
     return Scope(campaign, opds, [o.id for o in opds], None, as_of)
 
 
-# --- protection and its cache -------------------------------------------------------------------
+def _units(scope: Scope, series: dict[int, Series], group_min: int) -> list[Unit]:
+    """One unit per OPD with at least `group_min` people listed; the others in one group."""
+    if scope.coordinator_opd is not None:
+        own = scope.coordinator_opd
+        return [Unit(own.code, own.name, (own.id,))]
+    units: list[Unit] = []
+    small: list[OpdRef] = []
+    for opd in scope.opds:
+        history = series[opd.id]
+        listed = int(history[-1][ENROLLED]) if len(history) else 0
+        if listed >= group_min:
+            units.append(Unit(opd.code, opd.name, (opd.id,)))
+        else:
+            small.append(opd)
+    if small:
+        # The group is a cell of its own: its members are part of its identity.
+        code = f"{OTHER_OPDS_CODE}:{','.join(o.code for o in small)}"
+        units.append(Unit(code, OTHER_OPDS_NAME, tuple(o.id for o in small)))
+    return units
+
+
+def _publish(scope: Scope, series: dict[int, Series], group_min: int, key: bytes) -> _Computed:
+    units = _units(scope, series, group_min)
+    published: list[Series] = []
+    for unit in units:
+        truth = np.sum([series[m] for m in unit.members], axis=0)
+        cell = f"campaign:{scope.campaign.id}|{unit.code}"
+        published.append(publish_array(truth, FIELDS, key=key, cell=cell, rule=PUBLISHED_RULE))
+    return _Computed(fingerprint=(), units=units, series=published)
+
+
+# --- cache ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Computed:
     fingerprint: tuple[object, ...]
-    figures: Figures
-    opd_marks: list[list[Mark]]
-    total_values: list[int]
-    total_marks: list[Mark]
-    day_marks: list[list[Mark]]
+    units: list[Unit]
+    series: list[Series]
 
 
-# Protected figures per campaign view, with the fingerprint of the counters they were made
-# from: the row count and sum of the campaign's delivery counters (for the OPDs shown) and of
-# all enrolment counters. Counters only ever grow, so any write changes the fingerprint, and a
-# matching one means the figures are the same. The per-OPD and daily views of a dashboard page
-# share one computation; a first read pays no fingerprint query (it comes with the figures).
 CACHE_SIZE = 64
 _CACHE: OrderedDict[tuple[object, ...], _Computed] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -150,37 +200,33 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _protected(
-    session: Session, *, campaign_id: int, viewer: Principal, k: int, today: date | None
-) -> _Protected:
-    if k < 1:
-        raise ValueError("min_cell must be at least 1")
-    scope = _scope(session, campaign_id=campaign_id, viewer=viewer, today=today or utcnow().date())
-    key = _cache_key(scope, k)
+def _published(
+    session: Session,
+    campaign_id: int,
+    viewer: Principal,
+    key: bytes,
+    group_min: int,
+    now: datetime | None,
+) -> _Published:
+    scope = _scope(session, campaign_id=campaign_id, viewer=viewer, now=now or utcnow())
+    cache_key = _cache_key(scope, group_min, key)
+    fingerprint = _fingerprint(session, scope)
     with _CACHE_LOCK:
-        entry = _CACHE.get(key)
-    hit: _Computed | None = None
-    if entry is not None and entry.fingerprint == _fingerprint(session, scope):
-        hit = entry
-    if hit is None:
-        hit = _compute(session, scope, k)
+        entry = _CACHE.get(cache_key)
+    if entry is None or entry.fingerprint != fingerprint:
+        # The fingerprint is read before the figures: if a write slips in between, the entry
+        # looks older than it is and is recomputed next time, never the other way round.
+        computed = _publish(scope, read_series(session, scope), group_min, key)
+        entry = _Computed(fingerprint=fingerprint, units=computed.units, series=computed.series)
     with _CACHE_LOCK:
-        _CACHE[key] = hit
-        _CACHE.move_to_end(key)
+        _CACHE[cache_key] = entry
+        _CACHE.move_to_end(cache_key)
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
-    return _Protected(
-        scope=scope,
-        figures=hit.figures,
-        k=k,
-        opd_marks=hit.opd_marks,
-        total_values=hit.total_values,
-        total_marks=hit.total_marks,
-        day_marks=hit.day_marks,
-    )
+    return _Published(scope=scope, group_min=group_min, units=entry.units, series=entry.series)
 
 
-def _cache_key(scope: Scope, k: int) -> tuple[object, ...]:
+def _cache_key(scope: Scope, group_min: int, key: bytes) -> tuple[object, ...]:
     campaign = scope.campaign
     return (
         campaign.id,
@@ -189,7 +235,9 @@ def _cache_key(scope: Scope, k: int) -> tuple[object, ...]:
         scope.as_of,
         tuple(o.id for o in scope.opds),
         None if scope.opd_filter is None else tuple(scope.opd_filter),
-        k,
+        scope.coordinator_opd.id if scope.coordinator_opd else None,
+        group_min,
+        hash(key),
     )
 
 
@@ -201,70 +249,33 @@ def _fingerprint(session: Session, scope: Scope) -> tuple[object, ...]:
     return (delivery, queries.enrolment_fingerprint(session))
 
 
-def _compute(session: Session, scope: Scope, k: int) -> _Computed:
-    # The enrolment fingerprint is read before the figures: if a write slips in between, the
-    # entry looks older than it is and is recomputed next time, never the other way round.
-    enrolments = queries.enrolment_fingerprint(session)
-    figures = stats_figures.read_figures(session, scope)
-    system = System()
-    if figures.per_opd:
-        master = suppression.add_table(system, figures.per_opd, relations=[_RELATION])
-        totals = master.total_row
-    else:  # a campaign over no OPD: an all-zero total
-        master = None
-        totals = [system.cell(0, total=True) for _ in CAMPAIGN_KEYS]
-    daily = suppression.add_table(
-        system, figures.per_day, total_row=[totals[COL[key]] for key in DAILY_KEYS]
-    )
-    marks = suppression.protect(system, k=k)
-    return _Computed(
-        fingerprint=(figures.delivery_fingerprint, enrolments),
-        figures=figures,
-        opd_marks=[[marks[c] for c in row] for row in master.cells] if master else [],
-        total_values=[system.values[c] for c in totals],
-        total_marks=[marks[c] for c in totals],
-        day_marks=[[marks[c] for c in row] for row in daily.cells],
-    )
+# --- published rows ---------------------------------------------------------------------------
 
 
-# --- published rows -----------------------------------------------------------------------------
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den >= RATE_MIN_DENOMINATOR else None
 
 
-def _counts(keys: list[str], values: list[int], marks: list[Mark], k: int) -> dict[str, int | str]:
-    return {key: display(v, m, k=k) for key, v, m in zip(keys, values, marks, strict=True)}
+def _last(series: Series) -> dict[str, int]:
+    if not len(series):
+        return dict.fromkeys(MEASURES, 0)
+    return {m: int(series[-1][FIELDS.index(m)]) for m in MEASURES}
 
 
-def _rate(num: int, den: int, published: bool) -> float | str | None:
-    if not published:
-        return COMPLEMENTARY_MARKER
-    if den == 0:
-        return None
-    return round(num / den, 4)
-
-
-def _stats_row(
-    code: str | None, name: str, values: list[int], marks: list[Mark], k: int
-) -> StatsRow:
-    counts = _counts(CAMPAIGN_KEYS, values, marks, k)
-
-    def shown(*keys: str) -> bool:
-        return all(marks[COL[key]] is Mark.published for key in keys)
-
-    v = {key: values[COL[key]] for key in CAMPAIGN_KEYS}
+def _row(code: str | None, name: str, values: dict[str, int]) -> StatsRow:
+    shown_code = OTHER_OPDS_CODE if code and code.startswith(f"{OTHER_OPDS_CODE}:") else code
     return StatsRow.model_validate(
         {
-            "opd_code": code,
+            "opd_code": shown_code,
             "opd_name": name,
-            **counts,
-            "delivery_rate": _rate(v["delivered"], v["scheduled"], shown("delivered", "scheduled")),
-            "opt_out_rate": _rate(
-                v["opted_out"], v["enrolled"] + v["opted_out"], shown("opted_out", "enrolled")
-            ),
+            **values,
+            "delivery_rate": _rate(values["delivered"], values["scheduled"]),
+            "opt_out_rate": _rate(values["opted_out"], values["enrolled"]),
         }
     )
 
 
-def _header(p: _Protected) -> dict[str, object]:
+def _header(p: _Published) -> dict[str, object]:
     campaign = p.scope.campaign
     assert campaign.id is not None
     return {
@@ -274,6 +285,6 @@ def _header(p: _Protected) -> dict[str, object]:
         "first_day": campaign.first_day,
         "last_day": campaign.last_day,
         "as_of": p.scope.as_of,
-        "min_cell": p.k,
-        "notes": marker_notes(p.k),
+        "group_min": p.group_min,
+        "notes": method_notes(p.group_min),
     }

@@ -16,8 +16,11 @@ from typing import Any, Literal, cast, get_args
 
 import yaml
 
-Family = Literal["link", "coercion", "steering", "proof", "phishing", "privacy"]
-FAMILIES: tuple[Family, ...] = get_args(Family)
+Family = Literal["link", "coercion", "steering", "proof", "phishing", "privacy", "completion"]
+# Families of the template check; "completion" exists for staff labels only.
+FAMILIES: tuple[Family, ...] = ("link", "coercion", "steering", "proof", "phishing", "privacy")
+# Template families whose findings also make a staff label unacceptable.
+LABEL_FAMILIES: frozenset[Family] = frozenset({"link", "steering", "proof"})
 
 _TERMS_FILE = "neutrality_terms.yaml"
 _WORD = re.compile(r"\w+")
@@ -76,6 +79,7 @@ class _Config:
     fillers: frozenset[str]
     max_fillers: int
     safe_phrases: tuple[re.Pattern[str], ...]
+    label_rules: tuple[_Rule, ...]
 
 
 def check_text(body: str) -> NeutralityReport:
@@ -96,6 +100,17 @@ def check_text(body: str) -> NeutralityReport:
     return NeutralityReport(findings=_drop_contained(kept))
 
 
+def check_label(label: str) -> list[Finding]:
+    """What makes a staff label a survey note: links, completion, answer or pressure words."""
+    cfg = _config()
+    template_rules = (r for r in cfg.rules if r.family in LABEL_FAMILIES)
+    found = [
+        *_link_findings(label, cfg),
+        *_rule_findings(label, (*template_rules, *cfg.label_rules)),
+    ]
+    return _drop_contained([f for f in found if f.matched.lower() not in cfg.ignore_words])
+
+
 def _link_findings(body: str, cfg: _Config) -> Iterable[Finding]:
     for m in _URL.finditer(body):
         end = m.start() + len(m.group().rstrip(_TRAILING_PUNCT))
@@ -107,10 +122,14 @@ def _link_findings(body: str, cfg: _Config) -> Iterable[Finding]:
 
 
 def _term_findings(body: str, cfg: _Config) -> Iterable[Finding]:
-    for rule in cfg.rules:
+    for finding in _rule_findings(body, cfg.rules):
+        if finding.matched.lower() not in cfg.ignore_words:
+            yield finding
+
+
+def _rule_findings(body: str, rules: Iterable[_Rule]) -> Iterable[Finding]:
+    for rule in rules:
         for m in rule.pattern.finditer(body):
-            if m.group().lower() in cfg.ignore_words:
-                continue
             yield Finding(rule.family, rule.term, m.start(), m.end(), m.group())
 
 
@@ -153,17 +172,8 @@ def _config() -> _Config:
 
 def _compile(data: Mapping[str, Any]) -> _Config:
     affixes = data["affixes"]
-    rules: list[_Rule] = []
-    for family, entries in data["families"].items():
-        if family not in FAMILIES:
-            raise ValueError(f"{_TERMS_FILE}: unknown family {family!r}")
-        fam = cast(Family, family)
-        for stem in entries.get("stems", []):
-            rules.append(_Rule(fam, stem, _compile_stem(stem, affixes)))
-        for word in entries.get("words", []):
-            rules.append(_Rule(fam, word, _compile_phrase(word)))
-        for phrase in entries.get("phrases", []):
-            rules.append(_Rule(fam, str(phrase), _compile_phrase(str(phrase))))
+    rules = _compile_families(data["families"], affixes, allowed=FAMILIES)
+    label_rules = _compile_families(data.get("label_only", {}), affixes, allowed=get_args(Family))
 
     tlds: list[str] = data["link"]["tlds"]
     tld_terms = {t.lstrip(".").lower(): t for t in tlds}
@@ -175,7 +185,7 @@ def _compile(data: Mapping[str, Any]) -> _Config:
 
     negation = data["negation"]
     return _Config(
-        rules=tuple(rules),
+        rules=rules,
         domain=domain,
         tld_terms=tld_terms,
         ignore_words=frozenset(w.lower() for w in data.get("ignore_words", [])),
@@ -183,7 +193,25 @@ def _compile(data: Mapping[str, Any]) -> _Config:
         fillers=frozenset(w.lower() for w in negation["fillers"]),
         max_fillers=int(negation["max_fillers"]),
         safe_phrases=tuple(_compile_phrase(p) for p in data.get("safe_phrases", [])),
+        label_rules=label_rules,
     )
+
+
+def _compile_families(
+    families: Mapping[str, Any], affixes: Mapping[str, Any], *, allowed: tuple[str, ...]
+) -> tuple[_Rule, ...]:
+    rules: list[_Rule] = []
+    for family, entries in families.items():
+        if family not in allowed:
+            raise ValueError(f"{_TERMS_FILE}: unknown family {family!r}")
+        fam = cast(Family, family)
+        for stem in entries.get("stems", []):
+            rules.append(_Rule(fam, stem, _compile_stem(stem, affixes)))
+        for word in entries.get("words", []):
+            rules.append(_Rule(fam, word, _compile_phrase(word)))
+        for phrase in entries.get("phrases", []):
+            rules.append(_Rule(fam, str(phrase), _compile_phrase(str(phrase))))
+    return tuple(rules)
 
 
 def _alternation(options: Iterable[str]) -> str:

@@ -1,4 +1,8 @@
-"""Prometheus counters of the webhook: counts only, never numbers, ids or text."""
+"""Prometheus counters of the webhook: counts only, never numbers, ids, text or keywords.
+
+A recognised keyword counts as `handled` like any other text: a label per command would be a
+per-event counter of opt-outs, erasures and data requests.
+"""
 
 from prometheus_client import Counter
 
@@ -9,7 +13,7 @@ REQUESTS = Counter(
 )
 EVENTS = Counter(
     "spi_webhook_events_total",
-    "Webhook events handled, by kind (message, status, preference)",
+    "Webhook events handled, by kind (message: from a person, preferences included; status)",
     ["kind"],
 )
 STATUSES = Counter(
@@ -19,7 +23,7 @@ STATUSES = Counter(
 )
 INBOUND = Counter(
     "spi_webhook_inbound_total",
-    "Inbound messages by what was done (command, auto_reply, quiet, duplicate, no_number, …)",
+    "Inbound messages by handling (handled, quiet, duplicate, no_number, number_changed)",
     ["handling"],
 )
 REPLIES = Counter(

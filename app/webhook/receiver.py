@@ -22,7 +22,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import session_scope
-from app.enrolment.phones import mask_phone
 from app.http import error_body, too_large_message
 from app.messaging import inbound
 from app.messaging.results import SendOutcome, SendResult
@@ -173,9 +172,10 @@ def _process(app: FastAPI, batch: inbound.Batch[keywords.Parsed]) -> service.Out
 
 
 def _count(batch: inbound.Batch[keywords.Parsed]) -> None:
-    metrics.EVENTS.labels("message").inc(len(batch.messages))
+    # A preference change is WhatsApp's own opt-out or opt-in: counted as a message from a
+    # person, so that it cannot be told from one.
+    metrics.EVENTS.labels("message").inc(len(batch.messages) + len(batch.preferences))
     metrics.EVENTS.labels("status").inc(len(batch.statuses))
-    metrics.EVENTS.labels("preference").inc(len(batch.preferences))
     if batch.account_errors:
         logger.warning("webhook.account_errors count=%d", batch.account_errors)
     if batch.malformed:
@@ -195,18 +195,13 @@ async def send_replies(app: FastAPI, replies: list[service.OutgoingReply]) -> No
             result: SendResult = await whatsapp.send_reply(to=reply.to, body=reply.body)
         except Exception as exc:
             metrics.REPLIES.labels("failed").inc()
-            logger.warning(
-                "webhook.reply_failed phone=%s error=%s", mask_phone(reply.to), type(exc).__name__
-            )
+            # No number, not even masked: it would follow the keyword it answers.
+            logger.warning("webhook.reply_failed error=%s", type(exc).__name__)
             continue
         ok = result.outcome is SendOutcome.ACCEPTED
         metrics.REPLIES.labels("sent" if ok else "failed").inc()
         if not ok:
-            logger.warning(
-                "webhook.reply_not_accepted phone=%s reason=%s",
-                mask_phone(reply.to),
-                result.reason,
-            )
+            logger.warning("webhook.reply_not_accepted reason=%s", result.reason)
 
 
 _RESPONSES = {

@@ -1,5 +1,8 @@
 """Act on one webhook batch inside the caller's transaction and say which replies to send.
 
+Keyword handling logs nothing and counts every text alike: a line or a counter per STOP, HAPUS,
+DATA or DAFTAR, next to anything else of the same moment, would link a person to a decision.
+
 Nothing from an inbound message is stored but: a keyed hash of its id for eight days (Meta
 redelivers for up to seven), a pending DAFTAR (blind index + OPD, 24 hours plus a day of grace
 to answer "expired"), and the once-a-day auto-reply marker (a keyed hash of blind index and
@@ -8,7 +11,6 @@ day). Replies are returned, not sent: the router sends them after the commit.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -36,8 +38,6 @@ from app.templates.rendering import format_date_id
 from app.webhook import metrics, replies, statuses
 from app.webhook.keywords import OTHER, Command, Parsed
 from app.webhook.models import AutoReplyMarker, InboundSeen, PendingSignup
-
-logger = logging.getLogger(__name__)
 
 SEEN_FOR = timedelta(days=8)
 SIGNUP_VALID_FOR = timedelta(hours=24)
@@ -159,21 +159,19 @@ def _handle_message(ctx: _Context, message: InboundMessage[Parsed]) -> None:
     parsed = message.reading if message.reading is not None else OTHER
     command = parsed.command if message.kind is MessageKind.command else Command.other
     handler = _HANDLERS[command]
-    metrics.INBOUND.labels(command.value).inc()
+    metrics.INBOUND.labels("handled").inc()
     handler(ctx, e164, index, parsed)
 
 
 def _stop(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
-    ended = optout.stop(ctx.session, index=index, now=ctx.now)
+    optout.stop(ctx.session, index=index, now=ctx.now)
     ctx.outcome.opted_out += 1
     _drop_pending(ctx, index)
-    # No number, not even masked: a log of who stopped would be a per-person opt-out list.
-    logger.info("webhook.stop enrolments_ended=%d", ended)
     ctx.reply(e164, "stop")
 
 
 def _resume(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
-    result = optout.resume(ctx.session, index=index, now=ctx.now)
+    result = optout.resume(ctx.session, vault=ctx.vault, e164=e164, now=ctx.now)
     opd = _opd_name(ctx, result.opd_id)
     keys = {
         optout.ResumeOutcome.resumed: "resume_done",
@@ -182,7 +180,6 @@ def _resume(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
         optout.ResumeOutcome.not_enrolled: "resume_not_enrolled",
         optout.ResumeOutcome.still_suppressed: "resume_not_enrolled",
     }
-    logger.info("webhook.resume outcome=%s", result.outcome.value)
     ctx.reply(e164, keys[result.outcome], opd=opd)
 
 
@@ -245,10 +242,9 @@ def _known(texts: replies.Replies, prefix: str, value: str) -> str:
 
 
 def _erase(ctx: _Context, e164: str, index: str, _parsed: Parsed) -> None:
-    erased = erasure.erase(ctx.session, index=index, now=ctx.now)
+    erasure.erase(ctx.session, index=index, now=ctx.now)
     ctx.outcome.opted_out += 1
     _drop_pending(ctx, index)
-    logger.info("webhook.erase enrolments_erased=%d", erased)
     ctx.reply(e164, "erase")
 
 
@@ -260,9 +256,11 @@ def _signup(ctx: _Context, e164: str, index: str, parsed: Parsed) -> None:
     if opd is None:
         ctx.reply(e164, "signup_unknown_code")
         return
-    active_opd = suppression_list.active_enrolment_opd(ctx.session, index)
-    if active_opd is not None:
-        ctx.reply(e164, "signup_already_enrolled", opd=_opd_name(ctx, active_opd))
+    suppression = suppression_list.suppression_of(ctx.session, index)
+    listed_opd = suppression_list.listing_opd(ctx.session, index)
+    # A suppressed number's listings are not being messaged: DAFTAR is how its owner returns.
+    if listed_opd is not None and suppression is None:
+        ctx.reply(e164, "signup_already_enrolled", opd=_opd_name(ctx, listed_opd))
         return
     assert opd.id is not None
     _drop_pending(ctx, index)
@@ -277,7 +275,6 @@ def _signup(ctx: _Context, e164: str, index: str, parsed: Parsed) -> None:
         hours=int(SIGNUP_VALID_FOR.total_seconds() // 3600),
         notice_version=ctx.settings.privacy_notice_version,
     )
-    suppression = suppression_list.suppression_of(ctx.session, index)
     if suppression is not None:
         note = "signup_note_erased" if suppression.source == "erase" else "signup_note_stopped"
         body = f"{body}\n\n{ctx.texts.text(note)}"
@@ -304,7 +301,6 @@ def _confirm(ctx: _Context, e164: str, index: str, parsed: Parsed) -> None:
         notice_version=ctx.settings.privacy_notice_version,
         regions=ctx.settings.phone_regions,
     )
-    logger.info("webhook.self_enrol outcome=%s", result.outcome.value)
     if result.outcome is self_enrol.SelfEnrolOutcome.enrolled:
         ctx.reply(e164, "confirm_done", opd=opd.name)
     elif result.outcome is self_enrol.SelfEnrolOutcome.already_enrolled:
@@ -338,20 +334,28 @@ _HANDLERS = {
 def _handle_preference(ctx: _Context, preference: PreferenceEvent) -> None:
     """WhatsApp's own marketing stop/resume for our business."""
     ctx.outcome.preferences += 1
+    metrics.INBOUND.labels("handled").inc()
     if "marketing" not in preference.category or preference.value not in ("stop", "resume"):
         return
     if preference.user_digits is None:
         ctx.outcome.without_number += 1
         return
-    index = ctx.vault.blind_index("+" + preference.user_digits)
+    e164 = "+" + preference.user_digits
     if preference.value == "stop":
         ctx.outcome.opted_out += 1
         optout.stop(
-            ctx.session, index=index, now=ctx.now, source=SuppressionSource.marketing_optout
+            ctx.session,
+            index=ctx.vault.blind_index(e164),
+            now=ctx.now,
+            source=SuppressionSource.marketing_optout,
         )
     else:
         optout.resume(
-            ctx.session, index=index, now=ctx.now, lift=(SuppressionSource.marketing_optout,)
+            ctx.session,
+            vault=ctx.vault,
+            e164=e164,
+            now=ctx.now,
+            lift=(SuppressionSource.marketing_optout,),
         )
 
 

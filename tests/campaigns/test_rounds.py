@@ -17,7 +17,7 @@ from app.campaigns import plan, rounds
 from app.campaigns.models import Campaign, Round
 from app.db import session_scope
 from app.enrolment import service as enrolment_service
-from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
+from app.enrolment.models import Enrolment, Suppression
 from app.outbox.models import Delivery, DeliveryTally
 from app.security import PhoneVault
 from tests.factories import add_campaign, add_enrolments, add_opd, add_template
@@ -393,7 +393,7 @@ def test_only_eligible_people_in_scope_and_zone_get_a_delivery(
     add_opd(engine, "IN")
     add_opd(engine, "OUT")  # same zone, not in the campaign's scope
     add_opd(engine, "EAST", tz="Asia/Jayapura")  # in scope, other zone
-    keep, suppressed, unreachable, withdrawn, opted_out = add_enrolments(engine, vault, "IN", 5)
+    keep, suppressed, unreachable, withdrawn, no_number = add_enrolments(engine, vault, "IN", 5)
     outside = add_enrolments(engine, vault, "OUT", 1)
     east = add_enrolments(engine, vault, "EAST", 1)
     with session_scope(engine) as s:
@@ -403,10 +403,8 @@ def test_only_eligible_people_in_scope_and_zone_get_a_delivery(
         s.execute(
             update(Enrolment).where(col(Enrolment.id) == unreachable).values(unreachable_at=BEFORE)
         )
-        s.execute(
-            update(Enrolment)
-            .where(col(Enrolment.id) == opted_out)
-            .values(status=EnrolmentStatus.opted_out.value)
+        s.execute(  # listed while suppressed: no ciphertext, nothing to send to
+            update(Enrolment).where(col(Enrolment.id) == no_number).values(phone_ciphertext=None)
         )
         public = s.get(Enrolment, withdrawn)
         assert public is not None

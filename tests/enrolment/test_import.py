@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from app.auth.models import Role
 from app.cli import cli
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
 from app.main import create_app
 from app.opds.models import Opd
@@ -145,7 +145,6 @@ def summary(
     enrolled: int = 0,
     duplicate: int = 0,
     invalid: int = 0,
-    suppressed: int = 0,
     not_applied: int = 0,
     applied: bool = True,
 ) -> dict[str, Any]:
@@ -154,7 +153,6 @@ def summary(
         "enrolled": enrolled,
         "duplicate": duplicate,
         "invalid": invalid,
-        "suppressed": suppressed,
         "not_applied": not_applied,
         "applied": applied,
     }
@@ -313,7 +311,7 @@ def test_mixed_rows_report_exact_row_numbers_and_outcomes(
             f"{local(6)};Andi;lisan;",  # 6 unknown consent method
             f"{local(7)};{'x' * 81};kertas;",  # 7 label too long
             "+62 812-3456-7801;Budi lagi;kertas;",  # 8 same number as row 2
-            f"{local(9)};Opted Out;kertas;",  # 9 suppressed
+            f"{local(9)};Opted Out;kertas;",  # 9 suppressed: listed like any other
             "",  # 10 blank line: skipped, not counted
             f"{local(11)};Joko;kertas;01/01/2099",  # 11 consent in the future
             f"{local(12)};Rina;digital;",  # 12 enrolled
@@ -330,11 +328,11 @@ def test_mixed_rows_report_exact_row_numbers_and_outcomes(
         (6, "invalid"),
         (7, "invalid"),
         (8, "duplicate"),
-        (9, "suppressed"),
+        (9, "enrolled"),
         (11, "invalid"),
         (12, "enrolled"),
     ]
-    assert body["summary"] == summary(10, enrolled=2, duplicate=1, invalid=6, suppressed=1)
+    assert body["summary"] == summary(10, enrolled=3, duplicate=1, invalid=6)
     why = reasons(body)
     assert why[2] is None
     assert why[12] is None
@@ -345,10 +343,12 @@ def test_mixed_rows_report_exact_row_numbers_and_outcomes(
     assert "paper_form" in (why[6] or "")
     assert (why[7] or "").startswith("label:")
     assert "80" in (why[7] or "")
-    assert why[8] == "already enrolled"
-    assert why[9] is not None
+    assert why[8] == "already on this OPD's list"
+    assert why[9] is None
     assert (why[11] or "").startswith("consent date:")
+    # The suppressed number is listed without its ciphertext.
     assert enrolled_numbers(engine, vault) == {e164(1), e164(12)}
+    assert active_count(engine) == 3
     # The report never repeats a number, not even a rejected one.
     for raw in ("3456-7801", "34567801", "5551234", "3456-7809", "34567809"):
         assert raw not in response.text
@@ -366,7 +366,7 @@ def test_duplicates_across_batches_and_suppression_in_any_spelling(
             f"{local(2)};B;kertas;",
             f"{local(3)};C;kertas;",
             "6281234567801;A lagi;kertas;",  # row 2's number, in a later batch
-            "+62 812 3456 7805;E;kertas;",  # suppressed, written differently
+            "+62 812 3456 7805;E;kertas;",  # suppressed: listed like any other
             f"{local(3)};C lagi;kertas;",  # row 4's number
         ]
     )
@@ -378,10 +378,10 @@ def test_duplicates_across_batches_and_suppression_in_any_spelling(
         (3, "enrolled"),
         (4, "enrolled"),
         (5, "duplicate"),
-        (6, "suppressed"),
+        (6, "enrolled"),
         (7, "duplicate"),
     ]
-    assert active_count(engine) == 3
+    assert active_count(engine) == 4
 
 
 def test_an_ended_enrolment_of_the_same_number_does_not_block_it(
@@ -400,7 +400,7 @@ def test_an_ended_enrolment_of_the_same_number_does_not_block_it(
                 consent_recorded_at=datetime(2025, 1, 1, tzinfo=UTC),
                 consent_notice_version="2025-1",
                 consent_recorded_by="test",
-                status=EnrolmentStatus.opted_out,
+                status=EnrolmentStatus.withdrawn,
             )
         )
         s.commit()
@@ -423,10 +423,10 @@ def test_a_number_enrolled_concurrently_is_reported_duplicate_and_the_rest_enrol
     # PostgreSQL) hits the unique index, and the batch is retried row by row.
     from app.enrolment import service as enrolment_service
 
-    looked_up = enrolment_service.actively_enrolled_among
+    looked_up = enrolment_service.listed_in_opd_among
 
-    def then_raced(session: Session, indexes: Any) -> set[str]:
-        found = looked_up(session, indexes)
+    def then_raced(session: Session, *, opd_id: int, indexes: Any) -> set[str]:
+        found = looked_up(session, opd_id=opd_id, indexes=indexes)
         opd_id = session.exec(select(Opd.id).where(col(Opd.code) == OPD)).one()
         assert opd_id is not None
         with session.begin_nested():
@@ -444,7 +444,7 @@ def test_a_number_enrolled_concurrently_is_reported_duplicate_and_the_rest_enrol
             )
         return found
 
-    monkeypatch.setattr(enrolment_service, "actively_enrolled_among", then_raced)
+    monkeypatch.setattr(enrolment_service, "listed_in_opd_among", then_raced)
     data = csv_bytes(
         [ID_HEADER, f"{local(1)};A;kertas;", f"{local(2)};B;kertas;", f"{local(3)};;kertas;"]
     )
@@ -545,15 +545,16 @@ def test_all_or_nothing_with_one_bad_row_enrols_nothing(
     assert active_count(engine) == 4
 
 
-def test_all_or_nothing_refuses_a_suppressed_row(
+def test_all_or_nothing_lists_a_suppressed_row_like_any_other(
     client: TestClient, secret: str, engine: Engine, vault: PhoneVault
 ) -> None:
     suppress(engine, vault, e164(2))
     data = csv_bytes([ID_HEADER, f"{local(1)};A;kertas;", f"{local(2)};B;kertas;"])
     response = upload(client, secret, data, all_or_nothing=True)
-    assert response.status_code == 422, response.text
-    assert outcomes(response.json()) == [(2, "not_applied"), (3, "suppressed")]
-    assert active_count(engine) == 0
+    assert response.status_code == 200, response.text
+    assert outcomes(response.json()) == [(2, "enrolled"), (3, "enrolled")]
+    assert active_count(engine) == 2
+    assert stored(engine, vault, e164(2)).phone_ciphertext is None
 
 
 def test_reupload_of_the_same_file_enrols_nothing_new(
@@ -738,19 +739,6 @@ def test_numbers_are_stored_encrypted(
 # --- CLI ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The CLI's environment, pointing at the test database and keys."""
-    monkeypatch.setenv("SPI_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("SPI_ENCRYPTION_KEYS", settings.encryption_keys.get_secret_value())
-    monkeypatch.setenv("SPI_BLIND_INDEX_KEY", settings.blind_index_key.get_secret_value())
-    monkeypatch.setenv("SPI_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("SPI_LOG_JSON", "false")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 def test_cli_import_with_report(
     cli_env: None, tmp_path: Path, engine: Engine, vault: PhoneVault
 ) -> None:
@@ -788,9 +776,9 @@ def test_cli_import_with_report(
     )
     assert result.exit_code == 0, result.output
     last = result.output.strip().splitlines()[-1]
-    assert json.loads(last) == summary(5, enrolled=2, duplicate=1, invalid=1, suppressed=1)
+    assert json.loads(last) == summary(5, enrolled=3, duplicate=1, invalid=1)
     assert "row 3: invalid" in result.output
-    assert "row 5: suppressed" in result.output
+    assert "row 5:" not in result.output  # the suppressed number is listed like any other
     assert "row 6: duplicate" in result.output
     assert "5551234" not in result.output
     assert "34567804" not in result.output
@@ -800,7 +788,7 @@ def test_cli_import_with_report(
         (2, "enrolled"),
         (3, "invalid"),
         (4, "enrolled"),
-        (5, "suppressed"),
+        (5, "enrolled"),
         (6, "duplicate"),
     ]
     assert enrolled_numbers(engine, vault) == {e164(1), e164(3)}

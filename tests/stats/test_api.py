@@ -1,7 +1,7 @@
-"""Statistics API: figures from the counters, suppression, roles, CSV export and its audit."""
+"""Statistics API: rounded figures from the counters, closed days, roles, CSV export and audit."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,9 +14,9 @@ from app.auth.principal import Principal, cli_principal
 from app.campaigns.models import CampaignState
 from app.db import session_scope
 from app.enrolment import service as enrolment_service
+from app.enrolment.models import Enrolment
 from app.errors import Forbidden
 from app.security import PhoneVault
-from app.stats import figures as stats_figures
 from app.stats import service
 from tests.factories import add_enrolments, add_opd, add_token, bearer
 from tests.stats.helpers import (
@@ -29,21 +29,35 @@ from tests.stats.helpers import (
     outcome_row,
 )
 
+KEY = b"s" * 32
+
 FIRST = TODAY - timedelta(days=10)
-COUNT_KEYS = (
-    "enrolled",
-    "opted_out",
-    "unreachable",
-    "scheduled",
-    "accepted",
-    "delivered",
-    "failed_not_on_whatsapp",
-    "failed_refused",
-    "failed_other",
-    "unknown",
-    "skipped",
-    "pending",
-)
+YESTERDAY = TODAY - timedelta(days=1)
+MEASURES = ("enrolled", "scheduled", "delivered", "not_delivered", "opted_out")
+# What build_world puts in, per OPD, counted up to yesterday (the last closed day).
+TRUTH = {
+    "DINKES": {
+        "enrolled": 115,
+        "scheduled": 190,
+        "delivered": 150,
+        "not_delivered": 16,
+        "opted_out": 7,
+    },
+    "BAPPEDA": {
+        "enrolled": 60,
+        "scheduled": 50,
+        "delivered": 40,
+        "not_delivered": 3,
+        "opted_out": 2,
+    },
+    "DISDIK": {
+        "enrolled": 80,
+        "scheduled": 70,
+        "delivered": 60,
+        "not_delivered": 6,
+        "opted_out": 9,
+    },
+}
 
 
 @dataclass
@@ -71,10 +85,13 @@ def build_world(client: TestClient, engine: Engine, *, small: bool) -> World:
     }
     campaign = add_campaign_row(engine, opds=[ids["DINKES"], ids["BAPPEDA"], ids["DISDIK"]])
     before = FIRST - timedelta(days=5)
-    # DINKES: large figures everywhere
+    # DINKES: large figures everywhere; a STOP before the campaign is not in its period
     enrolment_counts(engine, ids["DINKES"], before, enrolled=120, withdrawn=5, opted_out=9)
     enrolment_counts(engine, ids["DINKES"], FIRST + timedelta(days=1), opted_out=7, unreachable=6)
     enrolment_counts(engine, ids["DINKES"], FIRST + timedelta(days=2), resumed=2)
+    # today is not closed: nothing of it is published yet
+    enrolment_counts(engine, ids["DINKES"], TODAY, opted_out=1, enrolled=3)
+    delivery_counts(engine, campaign, ids["DINKES"], TODAY, scheduled=40, delivered=30)
     for day, row in (
         (FIRST, outcome_row(100, delivered=80, failed_not_on_whatsapp=6, failed_other=5)),
         (FIRST + timedelta(days=7), outcome_row(90, delivered=70, unknown=5, pending=8)),
@@ -111,116 +128,119 @@ def world(client: TestClient, engine: Engine) -> World:
     return build_world(client, engine, small=True)
 
 
-@pytest.fixture
-def clean_world(client: TestClient, engine: Engine) -> World:
-    """The same without any count below 5."""
-    return build_world(client, engine, small=False)
-
-
 def _by_code(body: dict[str, object]) -> dict[str, dict[str, object]]:
     rows = body["rows"]
     assert isinstance(rows, list)
     return {r["opd_code"]: r for r in rows}
 
 
-def test_figures_per_opd_and_total_come_from_the_counters(clean_world: World) -> None:
-    world = clean_world
+def near(published: object, truth: int) -> bool:
+    """A published figure: a multiple of 5 within 4 of the truth."""
+    return isinstance(published, int) and published % 5 == 0 and abs(published - truth) <= 4
+
+
+def test_figures_are_rounded_counts_up_to_yesterday(world: World) -> None:
     body = as_json(world.get("inspectorate", f"/api/v1/stats/campaigns/{world.campaign}"))
+    assert body["as_of"] == YESTERDAY.isoformat()
     rows = _by_code(body)
-    assert list(rows) == ["BAPPEDA", "DINKES", "DISDIK"]  # by code; LAIN is not in scope
-    dinkes = rows["DINKES"]
-    assert dinkes["enrolled"] == 120 + 2 - 5 - 9 - 7  # resumed adds, every exit subtracts
-    assert dinkes["opted_out"] == 7  # only STOPs within the campaign period
-    assert dinkes["unreachable"] == 6
-    assert dinkes["scheduled"] == 190
-    assert dinkes["accepted"] == 190 - 6 - 5 - 5 - 8
-    assert dinkes["delivered"] == 150
-    assert dinkes["failed_not_on_whatsapp"] == 6
-    assert dinkes["failed_other"] == 5
-    assert dinkes["unknown"] == 5
-    assert dinkes["pending"] == 8
-    assert dinkes["delivery_rate"] == round(150 / 190, 4)
-    assert dinkes["opt_out_rate"] == round(7 / (101 + 7), 4)
-    total = body["total"]
-    assert total["opd_code"] is None
-    assert total["scheduled"] == 190 + 50 + 70
-    assert total["delivered"] == 150 + 40 + 60
-    assert total["enrolled"] == 101 + 48 + (80 - 9)
-    assert total["opted_out"] == 7 + 12 + 9
-    assert all(isinstance(v, int) for r in rows.values() for k, v in r.items() if k in COUNT_KEYS)
-    assert total["delivery_rate"] == round(250 / 310, 4)
-    assert body["min_cell"] == 5
-    assert body["as_of"] == TODAY.isoformat()
-    assert set(body["notes"]) == {"<5", "x"}
+    assert set(rows) == set(TRUTH)
+    for code, truth in TRUTH.items():
+        for measure, value in truth.items():
+            assert near(rows[code][measure], value), (code, measure, rows[code][measure])
+    # The total is the sum of the published rows, never rounded on its own.
+    for measure in MEASURES:
+        assert body["total"][measure] == sum(r[measure] for r in rows.values())
+    assert "Counts" not in body["notes"]
+    assert set(body["notes"]) == {"pembulatan", "hari_tertutup", "opd_lainnya", "persentase"}
 
 
-def test_small_counts_are_withheld_with_their_rates_and_partners(world: World) -> None:
+def test_rates_come_from_the_published_figures(world: World) -> None:
     body = as_json(world.get("admin", f"/api/v1/stats/campaigns/{world.campaign}"))
-    rows = _by_code(body)
-    assert rows["BAPPEDA"]["opted_out"] == "<5"
-    assert rows["BAPPEDA"]["opt_out_rate"] == "x"  # built on a withheld count
-    assert rows["BAPPEDA"]["failed_refused"] == "<5"
-    for key in COUNT_KEYS:
-        column = [rows[c][key] for c in rows]
-        withheld = [v for v in column if isinstance(v, str)]
-        # with a published total, a lone withheld cell would be total minus the others
-        if not isinstance(body["total"][key], str):
-            assert len(withheld) != 1, key
-    for row in [*rows.values(), body["total"]]:
-        for key in COUNT_KEYS:
-            value = row[key]
-            assert value in ("<5", "x") or (isinstance(value, int) and (value == 0 or value >= 5))
-        # scheduled = accepted + failures + unknown + skipped + pending, in every row
-        parts = [row[k] for k in COUNT_KEYS[4:5] + COUNT_KEYS[6:]]
-        linked = [row["scheduled"], *parts]
-        assert sum(isinstance(v, str) for v in linked) != 1
+    for row in [*body["rows"], body["total"]]:
+        assert row["delivery_rate"] == round(row["delivered"] / row["scheduled"], 4)
+        assert row["opt_out_rate"] == round(row["opted_out"] / row["enrolled"], 4)
 
 
-def test_daily_counts_each_outcome_on_its_day_and_adds_up(clean_world: World) -> None:
-    world = clean_world
-    body = as_json(world.get("inspectorate", f"/api/v1/stats/campaigns/{world.campaign}/daily"))
-    days = {d["day"]: d for d in body["days"]}
-    assert min(days) == FIRST.isoformat()
-    assert max(days) == TODAY.isoformat()
-    assert len(days) == 11  # every day of the period, also the empty ones
-    first = days[FIRST.isoformat()]
-    assert first["scheduled"] == 100 + 50 + 70
-    assert first["delivered"] == 80 + 40 + 60
-    assert days[(FIRST + timedelta(days=7)).isoformat()]["scheduled"] == 90
-    assert days[(FIRST + timedelta(days=5)).isoformat()]["scheduled"] == 0
-    assert days[(FIRST + timedelta(days=3)).isoformat()]["opted_out"] == 9
-    assert days[(FIRST + timedelta(days=1)).isoformat()]["opted_out"] == 7 + 12
-    totals = as_json(world.get("inspectorate", f"/api/v1/stats/campaigns/{world.campaign}"))
-    for key, value in body["total"].items():
-        if key != "day":
-            assert value == totals["total"][key], key
+def test_the_same_cell_is_the_same_figure_for_every_viewer_and_reading(world: World) -> None:
+    url = f"/api/v1/stats/campaigns/{world.campaign}"
+    seen = as_json(world.get("inspectorate", url))
+    assert as_json(world.get("admin", url)) == seen
+    service.clear_cache()
+    assert as_json(world.get("inspectorate", url)) == seen  # recomputed: the same coins
+    own = as_json(world.get("coordinator", url))
+    assert own["rows"] == [_by_code(seen)["DINKES"]]
+    daily = as_json(world.get("coordinator", f"{url}/daily"))
+    last = {k: v for k, v in daily["days"][-1].items() if k != "day"}
+    assert last == {m: own["rows"][0][m] for m in MEASURES}
 
 
-def test_coordinator_sees_only_their_own_opd(clean_world: World) -> None:
-    world = clean_world
+def test_small_opds_are_published_together(world: World) -> None:
+    ids = world.ids
+    enrolment_counts(world.engine, ids["BAPPEDA"], FIRST, erased=55)  # 5 people left
+    body = as_json(world.get("inspectorate", f"/api/v1/stats/campaigns/{world.campaign}"))
+    codes = [r["opd_code"] for r in body["rows"]]
+    assert codes == ["DINKES", "DISDIK", "LAINNYA"]
+    group = _by_code(body)["LAINNYA"]
+    assert group["opd_name"] == "OPD lainnya"
+    assert near(group["enrolled"], 5)
+    assert near(group["scheduled"], 50)
+    # The coordinator of the small OPD still sees their own OPD, rounded by the same rule.
+    coord = add_token(world.engine, Role.coordinator, "BAPPEDA")
+    own = as_json(
+        world.client.get(f"/api/v1/stats/campaigns/{world.campaign}", headers=bearer(coord))
+    )
+    assert [r["opd_code"] for r in own["rows"]] == ["BAPPEDA"]
+    assert near(own["rows"][0]["enrolled"], 5)
+
+
+def test_today_counts_only_once_it_has_closed(world: World) -> None:
+    tomorrow = datetime.combine(TODAY + timedelta(days=1), time(12), UTC)
+    with session_scope(world.engine) as s:
+        now = service.campaign_stats(
+            s, campaign_id=world.campaign, viewer=cli_principal(), key=KEY, group_min=10
+        )
+        later = service.campaign_stats(
+            s,
+            campaign_id=world.campaign,
+            viewer=cli_principal(),
+            key=KEY,
+            group_min=10,
+            now=tomorrow,
+        )
+    assert now.as_of == YESTERDAY
+    assert later.as_of == TODAY
+    dinkes_now = next(r for r in now.rows if r.opd_code == "DINKES")
+    dinkes_later = next(r for r in later.rows if r.opd_code == "DINKES")
+    assert near(dinkes_now.scheduled, 190)
+    assert near(dinkes_later.scheduled, 230)
+    assert near(dinkes_later.opted_out, 8)
+
+
+def test_daily_figures_are_cumulative_per_closed_day(world: World) -> None:
+    daily = as_json(world.get("inspectorate", f"/api/v1/stats/campaigns/{world.campaign}/daily"))
+    days = daily["days"]
+    assert days[0]["day"] == FIRST.isoformat()
+    assert days[-1]["day"] == YESTERDAY.isoformat()
+    assert len(days) == (YESTERDAY - FIRST).days + 1
+    for measure in ("scheduled", "delivered", "not_delivered", "opted_out"):
+        values = [d[measure] for d in days]
+        assert all(v % 5 == 0 for v in values)
+    # Three OPDs' rows, each within 4 of the truth, summed: within 12 of the 220 scheduled.
+    assert abs(days[0]["scheduled"] - 220) <= 12
+    stats = as_json(world.get("inspectorate", f"/api/v1/stats/campaigns/{world.campaign}"))
+    assert {m: days[-1][m] for m in MEASURES} == {m: stats["total"][m] for m in MEASURES}
+
+
+def test_coordinator_sees_only_their_own_opd(world: World) -> None:
     body = as_json(world.get("coordinator", f"/api/v1/stats/campaigns/{world.campaign}"))
     assert [r["opd_code"] for r in body["rows"]] == ["DINKES"]
-    row = body["rows"][0]
-    assert row["scheduled"] == 190
+    assert near(body["rows"][0]["scheduled"], 190)
     assert {k: v for k, v in body["total"].items() if k not in ("opd_code", "opd_name")} == {
-        k: v for k, v in row.items() if k not in ("opd_code", "opd_name")
+        k: v for k, v in body["rows"][0].items() if k not in ("opd_code", "opd_name")
     }
     daily = as_json(world.get("coordinator", f"/api/v1/stats/campaigns/{world.campaign}/daily"))
     assert daily["opd_code"] == "DINKES"
-    assert daily["total"]["scheduled"] == 190  # not the other OPDs' 120
-    assert daily["total"]["opted_out"] == 7
-
-
-def test_one_row_table_is_suppressed_too(engine: Engine, world: World) -> None:
-    ids = world.ids
-    lonely = add_campaign_row(engine, name="kecil", opds=[ids["BAPPEDA"]])
-    delivery_counts(engine, lonely, ids["BAPPEDA"], TODAY, **outcome_row(40, failed_refused=2))
-    coord = add_token(engine, Role.coordinator, "BAPPEDA")
-    body = as_json(world.client.get(f"/api/v1/stats/campaigns/{lonely}", headers=bearer(coord)))
-    row = body["rows"][0]
-    assert row["failed_refused"] == "<5"
-    # 40 scheduled = accepted + 2: accepted (or scheduled) must be withheld as well
-    assert "x" in (row["accepted"], row["scheduled"])
+    assert near(daily["days"][-1]["scheduled"], 190)  # not the other OPDs' 120
 
 
 def test_a_campaign_outside_the_coordinators_opd_is_not_found(world: World) -> None:
@@ -240,7 +260,7 @@ def test_unknown_campaign_and_missing_token(world: World, path: str) -> None:
         assert world.get(who, ok).status_code == 200
 
 
-def test_csv_export_opens_in_excel_and_is_audited(world: World) -> None:
+def test_csv_export_opens_in_excel_matches_the_api_and_is_audited(world: World) -> None:
     url = f"/api/v1/stats/campaigns/{world.campaign}"
     response = world.get("inspectorate", url, format="csv")
     assert response.status_code == 200
@@ -249,19 +269,24 @@ def test_csv_export_opens_in_excel_and_is_audited(world: World) -> None:
     raw = response.content
     assert raw.startswith(b"\xef\xbb\xbf")
     lines = raw.decode("utf-8-sig").split("\r\n")
-    assert lines[0].startswith("Kode OPD;Nama OPD;Terdaftar aktif;Berhenti (STOP);")
-    bappeda = next(line.split(";") for line in lines if line.startswith("BAPPEDA;"))
-    assert bappeda[3] == "<5"  # opted out
+    assert lines[0] == (
+        "Kode OPD;Nama OPD;Terdaftar;Pengingat dijadwalkan;Terkirim;Tidak terkirim;"
+        "Berhenti (STOP);Tingkat terkirim (%);Tingkat berhenti (%)"
+    )
+    body = as_json(world.get("inspectorate", url))
+    dinkes = next(line.split(";") for line in lines if line.startswith("DINKES;"))
+    assert dinkes[2:7] == [str(_by_code(body)["DINKES"][m]) for m in MEASURES]
     total = next(line.split(";") for line in lines if line.startswith("Jumlah;"))
-    assert total[5] == "310"
-    assert total[-2] == "80,65"  # delivery rate in percent, decimal comma next to ';'
+    assert total[2:7] == [str(body["total"][m]) for m in MEASURES]
+    rate = f"{body['total']['delivery_rate'] * 100:.2f}"
+    assert total[-2] == rate.replace(".", ",")  # decimal comma next to ';'
     comma = world.get("inspectorate", url, format="csv", sep=",").content.decode("utf-8-sig")
-    assert comma.split("\r\n")[0].startswith("Kode OPD,Nama OPD,Terdaftar aktif,")
-    assert comma.split("\r\n")[-2].split(",")[-2] == "80.65"
+    assert comma.split("\r\n")[0].startswith("Kode OPD,Nama OPD,Terdaftar,")
+    assert comma.split("\r\n")[-2].split(",")[-2] == rate
     daily = world.get("coordinator", f"{url}/daily", format="csv", sep="tab")
     day_lines = daily.content.decode("utf-8-sig").split("\r\n")
-    assert day_lines[0].startswith("Tanggal\tPengingat dijadwalkan\t")
-    assert day_lines[1].startswith(FIRST.isoformat() + "\t100\t")
+    assert day_lines[0].startswith("Tanggal\tTerdaftar\tPengingat dijadwalkan\t")
+    assert day_lines[1].startswith(FIRST.isoformat() + "\t")
     assert world.get("inspectorate", url, format="csv", sep="x").status_code == 422
     world.get("inspectorate", url)  # a JSON read is not an export
     with session_scope(world.engine) as s:
@@ -274,7 +299,7 @@ def test_csv_export_opens_in_excel_and_is_audited(world: World) -> None:
     assert all(e.object_id == str(world.campaign) for e in events)
 
 
-def test_a_finished_campaign_counts_enrolments_up_to_its_end(engine: Engine) -> None:
+def test_a_finished_campaign_counts_up_to_its_end(engine: Engine) -> None:
     add_opd(engine, "DINKES")
     opd = opd_ids(engine)["DINKES"]
     last = TODAY - timedelta(days=20)
@@ -285,69 +310,78 @@ def test_a_finished_campaign_counts_enrolments_up_to_its_end(engine: Engine) -> 
     enrolment_counts(engine, opd, last - timedelta(days=3), opted_out=6)
     enrolment_counts(engine, opd, last + timedelta(days=2), opted_out=10, erased=20)
     with session_scope(engine) as s:
-        stats = service.campaign_stats(s, campaign_id=campaign, viewer=cli_principal(), min_cell=5)
+        stats = service.campaign_stats(
+            s, campaign_id=campaign, viewer=cli_principal(), key=KEY, group_min=10
+        )
     assert stats.as_of == last
-    assert stats.rows[0].enrolled == 44
-    assert stats.rows[0].opted_out == 6
+    assert near(stats.rows[0].enrolled, 50)
+    assert near(stats.rows[0].opted_out, 6)
 
 
 def test_figures_follow_real_enrolments_and_withdrawals(engine: Engine, vault: PhoneVault) -> None:
     add_opd(engine, "DINKES")
-    campaign = add_campaign_row(engine, first_day=TODAY, last_day=TODAY + timedelta(days=5))
+    campaign = add_campaign_row(
+        engine, first_day=TODAY - timedelta(days=1), last_day=TODAY + timedelta(days=5)
+    )
     enrolments = add_enrolments(engine, vault, "DINKES", 12)
     with session_scope(engine) as s:
-        from app.enrolment.models import Enrolment
-
         first = s.get(Enrolment, enrolments[0])
         assert first is not None
         enrolment_service.withdraw(s, actor=cli_principal(), public_id=first.public_id)
+    tomorrow = datetime.combine(TODAY + timedelta(days=1), time(12), UTC)
     with session_scope(engine) as s:
-        stats = service.campaign_stats(s, campaign_id=campaign, viewer=cli_principal(), min_cell=5)
-        k3 = service.campaign_stats(s, campaign_id=campaign, viewer=cli_principal(), min_cell=20)
-    assert stats.rows[0].enrolled == 11
-    assert stats.total.enrolled == 11
-    assert k3.rows[0].enrolled == "<20"
-    assert "<20" in k3.notes
+        stats = service.campaign_stats(
+            s, campaign_id=campaign, viewer=cli_principal(), key=KEY, group_min=10, now=tomorrow
+        )
+        grouped = service.campaign_stats(
+            s, campaign_id=campaign, viewer=cli_principal(), key=KEY, group_min=20, now=tomorrow
+        )
+    assert near(stats.rows[0].enrolled, 11)
+    assert stats.rows[0].opd_code == "DINKES"
+    assert stats.total.enrolled == stats.rows[0].enrolled
+    assert grouped.rows[0].opd_code == "LAINNYA"
+    assert "20" in grouped.notes["opd_lainnya"]
 
 
 def test_a_principal_without_opd_cannot_read_as_coordinator(world: World) -> None:
     nobody = Principal(name="x", role=Role.coordinator)
     with session_scope(world.engine) as s, pytest.raises(Forbidden, match="no OPD"):
-        service.campaign_stats(s, campaign_id=world.campaign, viewer=nobody, min_cell=5)
+        service.campaign_stats(s, campaign_id=world.campaign, viewer=nobody, key=KEY, group_min=10)
 
 
 def test_cached_figures_follow_every_counter_write(
-    clean_world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world = clean_world
     service.clear_cache()
     computed: list[int] = []
-    real = stats_figures.read_figures
+    real = service.read_series
 
     def counting(*args: object, **kwargs: object) -> object:
         computed.append(1)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(stats_figures, "read_figures", counting)
+    monkeypatch.setattr(service, "read_series", counting)
     url = f"/api/v1/stats/campaigns/{world.campaign}"
     first = as_json(world.get("inspectorate", url))
     as_json(world.get("inspectorate", f"{url}/daily"))
     as_json(world.get("inspectorate", url))
     assert len(computed) == 1  # one computation for both views and the repeat
-    delivery_counts(world.engine, world.campaign, world.ids["DINKES"], TODAY, delivered=1)
+    delivery_counts(world.engine, world.campaign, world.ids["DINKES"], YESTERDAY, delivered=9)
     second = as_json(world.get("inspectorate", url))
-    assert second["total"]["delivered"] == first["total"]["delivered"] + 1
-    enrolment_counts(world.engine, world.ids["DISDIK"], TODAY, opted_out=1)
+    assert near(_by_code(second)["DINKES"]["delivered"], 159)
+    enrolment_counts(world.engine, world.ids["DISDIK"], YESTERDAY, opted_out=10)
     third = as_json(world.get("inspectorate", url))
-    assert third["total"]["opted_out"] == first["total"]["opted_out"] + 1
+    assert near(_by_code(third)["DISDIK"]["opted_out"], 19)
+    assert _by_code(third)["DINKES"] == _by_code(second)["DINKES"]
     assert len(computed) == 3
+    assert first["as_of"] == third["as_of"]
     as_json(world.get("coordinator", url))  # another scope: its own entry
     assert len(computed) == 4
 
 
 def test_an_upcoming_campaign_has_zero_figures_and_no_days(engine: Engine) -> None:
     add_opd(engine, "DINKES")
-    enrolment_counts(engine, opd_ids(engine)["DINKES"], TODAY, enrolled=30)
+    enrolment_counts(engine, opd_ids(engine)["DINKES"], TODAY - timedelta(days=3), enrolled=30)
     campaign = add_campaign_row(
         engine,
         state=CampaignState.draft,
@@ -355,10 +389,13 @@ def test_an_upcoming_campaign_has_zero_figures_and_no_days(engine: Engine) -> No
         last_day=TODAY + timedelta(days=60),
     )
     with session_scope(engine) as s:
-        stats = service.campaign_stats(s, campaign_id=campaign, viewer=cli_principal(), min_cell=5)
-        daily = service.campaign_daily(s, campaign_id=campaign, viewer=cli_principal(), min_cell=5)
-    assert stats.rows[0].enrolled == 30
+        stats = service.campaign_stats(
+            s, campaign_id=campaign, viewer=cli_principal(), key=KEY, group_min=10
+        )
+        daily = service.campaign_daily(
+            s, campaign_id=campaign, viewer=cli_principal(), key=KEY, group_min=10
+        )
+    assert stats.as_of is None
     assert stats.total.scheduled == 0
     assert stats.total.delivery_rate is None  # nothing scheduled yet: no rate
     assert daily.days == []
-    assert daily.total.scheduled == 0

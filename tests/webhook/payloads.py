@@ -152,6 +152,20 @@ def status(
     return item
 
 
+def preference(wa_id: str, value: str) -> dict[str, Any]:
+    """WhatsApp's own marketing stop or resume, as a user_preferences webhook."""
+    item = {
+        "wa_id": wa_id,
+        "category": "marketing_messages",
+        "value": value,
+        "detail": "User requested to stop marketing messages",
+        "timestamp": 1731705721,
+    }
+    return envelope(
+        {"messaging_product": "whatsapp", "user_preferences": [item]}, field="user_preferences"
+    )
+
+
 def statuses(*items: dict[str, Any]) -> dict[str, Any]:
     return envelope(value(statuses=list(items)))
 

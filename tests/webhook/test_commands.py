@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, update
 from sqlmodel import select
@@ -13,7 +12,6 @@ from app.config import Settings
 from app.db import session_scope, utcnow
 from app.enrolment import service as enrolment_service
 from app.enrolment.models import Enrolment
-from app.errors import Conflict
 from app.opds import service as opd_service
 from app.outbox.models import Delivery
 from app.security import PhoneVault
@@ -57,7 +55,7 @@ def _coordinator_enrol(client: TestClient, engine: Engine, number: str) -> int:
 # -- STOP ---------------------------------------------------------------------------------
 
 
-def test_stop_suppresses_and_opts_out_before_the_200(
+def test_stop_suppresses_before_the_200_and_leaves_the_list_alone(
     client: TestClient,
     settings: Settings,
     engine: Engine,
@@ -69,9 +67,8 @@ def test_stop_suppresses_and_opts_out_before_the_200(
     other = enrol_number(engine, vault, opd, OTHER_NUMBER)
     say(client, settings, "Stop.")
     row = enrolment(engine, mine)
-    assert row.status == "opted_out"
-    assert row.ended_at is not None
-    assert row.phone_ciphertext is not None  # kept so that MULAI can resume
+    assert row.status == "active"  # the list does not change: nobody can tell
+    assert row.phone_ciphertext is not None
     assert vault.decrypt(row.phone_ciphertext) == NUMBER
     assert enrolment(engine, other).status == "active"
     assert suppression(engine, vault) == "stop"
@@ -79,7 +76,7 @@ def test_stop_suppresses_and_opts_out_before_the_200(
     [reply] = wa.to(NUMBER)
     assert "MULAI" in reply
     assert wa.to(OTHER_NUMBER) == []
-    # A coordinator cannot put the number back.
+    # Already on this OPD's list: the same refusal as for anyone listed there.
     assert _coordinator_enrol(client, engine, "0812-9876-5432") == 409
 
 
@@ -94,8 +91,8 @@ def test_stop_from_a_number_that_is_not_enrolled_still_suppresses(
     say(client, settings, "BERHENTI SPI")
     assert suppression(engine, vault) == "stop"
     assert enrolment_tally(engine, "opted_out") == 0
-    with session_scope(engine) as s, pytest.raises(Conflict):
-        enrolment_service.enrol(
+    with session_scope(engine) as s:
+        listed = enrolment_service.enrol(
             s,
             vault=vault,
             actor=cli_principal(),
@@ -107,6 +104,7 @@ def test_stop_from_a_number_that_is_not_enrolled_still_suppresses(
             notice_version="2026-1",
             regions=frozenset({"ID"}),
         )
+        assert listed.phone_ciphertext is None  # listed, but the number is not kept
     assert len(wa.to(NUMBER)) == 1
 
 
@@ -149,7 +147,7 @@ def test_multi_word_near_miss_is_not_a_stop(
 # -- MULAI --------------------------------------------------------------------------------
 
 
-def test_mulai_after_stop_reactivates_the_held_enrolment(
+def test_mulai_after_stop_lifts_the_suppression(
     client: TestClient,
     settings: Settings,
     engine: Engine,
@@ -162,7 +160,6 @@ def test_mulai_after_stop_reactivates_the_held_enrolment(
     say(client, settings, "mulai")
     row = enrolment(engine, mine)
     assert row.status == "active"
-    assert row.ended_at is None
     assert suppression(engine, vault) is None
     assert enrolment_tally(engine, "resumed") == 1
     assert "Dinas Kesehatan" in wa.to(NUMBER)[-1]
@@ -199,7 +196,7 @@ def test_mulai_does_not_lift_an_erasure(
     say(client, settings, "MULAI")
     assert suppression(engine, vault) == "erase"
     assert "DAFTAR" in wa.to(NUMBER)[-1]
-    assert all(e.status == "erased" for e in enrolments(engine))
+    assert enrolments(engine) == []
     say(client, settings, "STOP")  # a weaker source never replaces the erasure
     assert suppression(engine, vault) == "erase"
 
@@ -279,11 +276,7 @@ def test_hapus_erases_every_personal_datum_and_keeps_aggregates(
     before = delivery_tallies(engine)
     say(client, settings, "Hapus data saya")
 
-    row = enrolment(engine, mine)
-    assert row.status == "erased"
-    assert row.phone_ciphertext is None
-    assert row.phone_index is None
-    assert row.label_ciphertext is None
+    assert [e.id for e in enrolments(engine)] == [other]  # the row itself is gone
     assert suppression(engine, vault) == "erase"
     with session_scope(engine) as s:
         remaining = s.exec(select(Delivery.public_id)).all()
@@ -299,8 +292,10 @@ def test_hapus_erases_every_personal_datum_and_keeps_aggregates(
     say(client, settings, "DATA")
     assert "Tidak ada pendaftaran" in wa.to(NUMBER)[-1]
     assert "HAPUS Anda" in wa.to(NUMBER)[-1]
-    # A coordinator cannot enrol the number again.
-    assert _coordinator_enrol(client, engine, NUMBER) == 409
+    # A coordinator may list it again, like any number; it is kept without its ciphertext.
+    assert _coordinator_enrol(client, engine, NUMBER) == 201
+    [again] = [e for e in enrolments(engine) if e.id != other]
+    assert again.phone_ciphertext is None
 
 
 # -- DAFTAR / YA --------------------------------------------------------------------------
@@ -389,7 +384,7 @@ def test_daftar_and_ya_by_the_owner_lift_an_erasure(
     assert active[0].consent_method == "whatsapp"
 
 
-def test_daftar_after_stop_reactivates_the_held_enrolment_keeping_its_history(
+def test_daftar_after_stop_lifts_it_and_lists_the_number_in_the_new_opd(
     client: TestClient,
     settings: Settings,
     engine: Engine,
@@ -406,11 +401,14 @@ def test_daftar_after_stop_reactivates_the_held_enrolment_keeping_its_history(
     assert "meminta berhenti" in wa.to(NUMBER)[-1]
     say(client, settings, "YA")
     assert suppression(engine, vault) is None
-    [row] = enrolments(engine)
-    assert row.id == old  # the same enrolment: its reminders keep counting (invariant 9)
-    assert row.status == "active"
-    assert row.consent_method == "whatsapp"
-    assert row.label_ciphertext is None  # the old OPD's note does not follow
+    kept, new = enrolments(engine)
+    assert kept.id == old  # the coordinator's row is left as they made it
+    assert kept.consent_method == "paper_form"
+    assert kept.label_ciphertext is not None
+    assert new.consent_method == "whatsapp"
+    assert new.label_ciphertext is None
+    # Budget and de-duplication go by blind index, so the history keeps counting (inv. 9).
+    assert new.phone_index == kept.phone_index
     assert delivery(engine, sent) is not None
     assert "Dinas Pendidikan" in wa.to(NUMBER)[-1]
     assert enrolment_tally(engine, "enrolled") == 2
@@ -498,10 +496,11 @@ def test_user_changed_number_moves_the_enrolment(
     assert row.phone_index == vault.blind_index(OTHER_NUMBER)
     assert wa.replies == []
     say(client, settings, "STOP", wa_id=OTHER_WA_ID)
-    assert enrolment(engine, mine).status == "opted_out"
+    assert enrolment(engine, mine).status == "active"
+    assert suppression(engine, vault, OTHER_NUMBER) == "stop"
 
 
-def test_a_number_change_onto_a_suppressed_number_does_not_reactivate(
+def test_a_number_change_onto_a_suppressed_number_keeps_no_ciphertext(
     client: TestClient,
     settings: Settings,
     engine: Engine,
@@ -513,7 +512,8 @@ def test_a_number_change_onto_a_suppressed_number_does_not_reactivate(
     say(client, settings, "STOP", wa_id=OTHER_WA_ID)
     send(client, settings, payloads.inbound(payloads.changed_number(WA_ID, OTHER_WA_ID)))
     row = enrolment(engine, mine)
-    assert row.status == "opted_out"
+    assert row.status == "active"
+    assert row.phone_ciphertext is None
     assert row.phone_index == vault.blind_index(OTHER_NUMBER)
 
 
@@ -576,24 +576,14 @@ def test_user_preferences_stop_and_resume(
     mine = enrol_number(engine, vault, opd, NUMBER)
 
     def preference(value: str) -> dict:  # type: ignore[type-arg]
-        item = {
-            "wa_id": WA_ID,
-            "category": "marketing_messages",
-            "value": value,
-            "detail": "User requested to stop marketing messages",
-            "timestamp": 1731705721,
-        }
-        return payloads.envelope(
-            {"messaging_product": "whatsapp", "user_preferences": [item]},
-            field="user_preferences",
-        )
+        return payloads.preference(WA_ID, value)
 
     send(client, settings, preference("stop"))
     assert suppression(engine, vault) == "marketing_optout"
-    assert enrolment(engine, mine).status == "opted_out"
+    assert enrolment(engine, mine).status == "active"
     send(client, settings, preference("resume"))
     assert suppression(engine, vault) is None
-    assert enrolment(engine, mine).status == "active"
+    assert enrolment_tally(engine, "resumed") == 1
     say(client, settings, "STOP")
     send(client, settings, preference("resume"))  # never lifts the employee's own STOP
     assert suppression(engine, vault) == "stop"

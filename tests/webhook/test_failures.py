@@ -35,7 +35,7 @@ def test_a_database_failure_is_503_and_the_retry_applies_everything_once(
     enrol_number(engine, vault, opd, NUMBER)
     enrol_number(engine, vault, opd, OTHER_NUMBER)
     body = payloads.inbound(payloads.text(WA_ID, "STOP"), payloads.text(OTHER_WA_ID, "STOP"))
-    real = optout.opt_out
+    real = optout.stop
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> int:
@@ -44,7 +44,7 @@ def test_a_database_failure_is_503_and_the_retry_applies_everything_once(
             raise OperationalError("UPDATE enrolment", {}, Exception("connection lost"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(optout, "opt_out", flaky)
+    monkeypatch.setattr(optout, "stop", flaky)
     response = payloads.post(client, settings, body)
     assert response.status_code == 503
     # The first STOP of the batch was rolled back with the rest: nothing half-applied.
@@ -52,7 +52,7 @@ def test_a_database_failure_is_503_and_the_retry_applies_everything_once(
     assert enrolment_tally(engine, "opted_out") == 0
     assert wa.replies == []
 
-    monkeypatch.setattr(optout, "opt_out", real)
+    monkeypatch.setattr(optout, "stop", real)
     for _ in range(2):  # Meta's retry, and a duplicate of it
         assert payloads.post(client, settings, body).status_code == 200
     assert suppression(engine, vault) == "stop"

@@ -28,7 +28,8 @@ QUIET = {"webhook_inbound_seen"}
 NEUTRAL = {"webhook_inbound_seen", "webhook_auto_reply"}
 EXPECTED: dict[str, set[str]] = {
     # The quick-reply payload "Unsubscribe" is a STOP.
-    "Button Message": {"webhook_inbound_seen", "suppression", "enrolment", "enrolment_tally"},
+    # A STOP changes no listing (invariant 6): only the suppression list and the tallies.
+    "Button Message": {"webhook_inbound_seen", "suppression", "enrolment_tally"},
     "System Message": {"webhook_inbound_seen", "enrolment"},
     "Reaction Message": QUIET,
     "Group Create Message": set(),

@@ -141,7 +141,7 @@ def test_131050_suppresses_like_stop(
         payloads.statuses(_status("failed", wamid, public_id, error_code=131050)),
     )
     assert suppression(engine, vault) == "marketing_optout"
-    assert enrolment(engine, enrolment_id).status == "opted_out"
+    assert enrolment(engine, enrolment_id).status == "active"  # listed as before
     assert enrolment_tally(engine, "opted_out") == 1
     queued_row = delivery(engine, queued)
     assert queued_row is not None
@@ -326,7 +326,8 @@ def test_a_batch_mixing_entries_messages_and_statuses(
     row = delivery(engine, public_id)
     assert row is not None
     assert row.state == "delivered"
-    assert enrolment(engine, other).status == "opted_out"
+    assert suppression(engine, vault, OTHER_NUMBER) == "stop"
+    assert enrolment(engine, other).status == "active"  # listed as before
     assert enrolment(engine, enrolment_id).status == "active"
     queued_row = delivery(engine, queued)
     assert queued_row is not None
