@@ -186,8 +186,6 @@ def run_worker(url: str, expected: int, duration: float | None) -> dict[str, Any
     from app.outbox import service as outbox_service
     from app.outbox.worker import OutboxWorker
     from app.sandbox import connect as sandbox_connect
-    from app.sandbox.graph import SandboxGraph
-    from app.sandbox.identity import webhook_secret
     from app.security import PhoneVault, load_keys
 
     settings = _settings(url)
@@ -198,8 +196,8 @@ def run_worker(url: str, expected: int, duration: float | None) -> dict[str, Any
         return CLOCK_AT + timedelta(seconds=time.time() - epoch)
 
     async def main() -> dict[str, Any]:
-        sandbox = SandboxGraph(secret=webhook_secret(settings))
-        messenger = await sandbox_connect.open_in_process(settings, sandbox=sandbox)
+        # The fake runs in its own process on loopback (SPI_SANDBOX_URL), as Meta would.
+        messenger = await sandbox_connect.open_standalone(settings, url=settings.sandbox_url)
         worker = OutboxWorker(
             engine=engine,
             settings=settings,
