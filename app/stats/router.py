@@ -4,7 +4,7 @@ import hmac
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -18,6 +18,8 @@ from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized
 from app.stats import export, metrics, service
 from app.stats.schemas import CampaignDaily, CampaignStats
+
+Figures = TypeVar("Figures", CampaignStats, CampaignDaily)
 
 router = APIRouter(prefix="/api/v1/stats", tags=["Statistics"])
 metrics_router = APIRouter(tags=["Health"])
@@ -52,6 +54,16 @@ class StatsRequest:
     group_min: int
     format: str
     sep: str
+
+    def read(self, view: Callable[..., Figures]) -> Figures:
+        """One statistics view of the campaign, for this viewer, under the rounding rule."""
+        return view(
+            self.session,
+            campaign_id=self.campaign_id,
+            viewer=self.viewer,
+            key=self.key,
+            group_min=self.group_min,
+        )
 
     def answer(
         self,
@@ -101,13 +113,7 @@ StatsRequestDep = Annotated[StatsRequest, Depends(stats_request)]
 @router.get("/campaigns/{campaign_id}", response_model=CampaignStats, responses=_CSV_RESPONSES)
 def campaign_stats(asked: StatsRequestDep) -> Any:
     """Figures per OPD and in total up to yesterday, each rounded to a multiple of 5."""
-    stats = service.campaign_stats(
-        asked.session,
-        campaign_id=asked.campaign_id,
-        viewer=asked.viewer,
-        key=asked.key,
-        group_min=asked.group_min,
-    )
+    stats = asked.read(service.campaign_stats)
     return asked.answer(
         stats,
         csv_body=lambda: export.campaign_csv(stats, sep=asked.sep),
@@ -121,13 +127,7 @@ def campaign_stats(asked: StatsRequestDep) -> Any:
 )
 def campaign_daily(asked: StatsRequestDep) -> Any:
     """The same figures at the end of each closed day (the viewer's OPDs together)."""
-    daily = service.campaign_daily(
-        asked.session,
-        campaign_id=asked.campaign_id,
-        viewer=asked.viewer,
-        key=asked.key,
-        group_min=asked.group_min,
-    )
+    daily = asked.read(service.campaign_daily)
     return asked.answer(
         daily,
         csv_body=lambda: export.daily_csv(daily, sep=asked.sep),
