@@ -15,9 +15,12 @@ from app.enrolment.models import EnrolmentTally
 from app.opds.models import Opd
 from app.outbox.models import Delivery, DeliveryTally
 from app.stats.router import metrics_router, router
+from app.stats.service import last_closed_day
 from app.templates.models import MessageTemplate
 
-TODAY = utcnow().date()
+# "Today" as the statistics see it: the day in WIB, which is not the UTC date between 17:00 and
+# 24:00 UTC.
+TODAY = last_closed_day(utcnow()) + timedelta(days=1)
 
 
 def with_stats_routes(app: FastAPI) -> FastAPI:
