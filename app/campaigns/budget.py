@@ -60,11 +60,11 @@ def _history(campaign_id: int) -> Subquery:
     )
 
 
-def _first_listings(campaign: Campaign) -> Select[int | None]:
-    """Per person in the campaign's scope, the earliest listing that holds the number."""
+def _not_first_listing(campaign: Campaign) -> ColumnElement[bool]:
+    """True when an earlier listing in the campaign's scope holds the same number."""
     assert campaign.id is not None
-    listing = aliased(Enrolment, name="first_listing")
-    scope = aliased(Opd, name="first_opd")
+    earlier = aliased(Enrolment, name="earlier_listing")
+    scope = aliased(Opd, name="earlier_opd")
     in_scope = (
         literal(True)
         if campaign.all_opds
@@ -72,17 +72,15 @@ def _first_listings(campaign: Campaign) -> Select[int | None]:
             select(col(CampaignOpd.opd_id)).where(col(CampaignOpd.campaign_id) == campaign.id)
         )
     )
-    return (
-        select(func.min(col(listing.id)))
-        .select_from(listing)
-        .join(scope, col(scope.id) == col(listing.opd_id))
-        .where(
-            col(listing.status) == EnrolmentStatus.active.value,
-            col(listing.phone_index).is_not(None),
-            col(listing.phone_ciphertext).is_not(None),
-            in_scope,
-        )
-        .group_by(col(listing.phone_index))
+    # An anti-join on the phone_index index: duplicates across OPDs are rare, so this costs one
+    # index probe per person where grouping every listing by number sorted them all.
+    return exists().where(
+        col(earlier.phone_index) == col(Enrolment.phone_index),
+        col(earlier.id) < col(Enrolment.id),
+        col(earlier.status) == EnrolmentStatus.active.value,
+        col(earlier.phone_ciphertext).is_not(None),
+        col(scope.id) == col(earlier.opd_id),
+        in_scope,
     )
 
 
@@ -100,7 +98,12 @@ def _eligible(campaign: Campaign, timezone: str, history: Subquery) -> Select[in
         .join(Opd, col(Opd.id) == col(Enrolment.opd_id))
         .outerjoin(history, history.c.phone_index == col(Enrolment.phone_index))
         .where(
-            col(Enrolment.id).in_(_first_listings(campaign)),
+            # Each person through one listing only: the earliest in scope that holds the number.
+            col(Enrolment.status) == EnrolmentStatus.active.value,
+            col(Enrolment.phone_index).is_not(None),
+            col(Enrolment.phone_ciphertext).is_not(None),
+            opd_scope(campaign.id, campaign.all_opds),
+            ~_not_first_listing(campaign),
             col(Enrolment.unreachable_at).is_(None),
             col(Opd.timezone) == timezone,
             ~exists().where(col(Suppression.phone_index) == col(Enrolment.phone_index)),
