@@ -1,6 +1,7 @@
 """The application factory: settings, keys, database, routes, error handling."""
 
 import functools
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -60,9 +61,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.state.whatsapp = await open_whatsapp()
         scheduler = await scheduler_runner.start(app) if settings.scheduler_enabled else None
         worker = await outbox_worker.start(app) if settings.worker_enabled else None
+        # What startup built lives as long as the process. Frozen, it is left out of the
+        # collector's full passes, which otherwise walk it again and again: on a statistics
+        # request that builds many rows, such a pass cost up to ~100 ms.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             await outbox_worker.stop(worker)
             await scheduler_runner.stop(scheduler)
             await app.state.whatsapp.aclose()

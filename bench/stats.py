@@ -82,12 +82,14 @@ def populate(url: str, *, deliveries: int, seed: int = 20261121) -> dict[str, An
     from app.enrolment.models import EnrolmentTally
     from app.opds.models import Opd
     from app.outbox.models import DeliveryTally
+    from app.stats.service import last_closed_day
     from app.templates.models import MessageTemplate
 
     rng = random.Random(seed)
     schema_migrations.upgrade_to_head(url)
     engine = make_engine(url)
-    today = utcnow().date()
+    # The statistics' today is the WIB date (a day closes when it has ended in WIB).
+    today = last_closed_day(utcnow()) + timedelta(days=1)
     first = today - timedelta(days=DAYS - 1)
     started = time.perf_counter()
     with session_scope(engine) as s:
@@ -214,7 +216,8 @@ def measure(url: str, data: dict[str, Any], *, requests: int, tmp: Path) -> dict
         app.include_router(router)
     if "/metrics" not in paths:
         app.include_router(metrics_router)
-    client = TestClient(app)  # no lifespan: the stats need neither scheduler nor worker
+    # The lifespan runs as under `serve` (scheduler and worker are off in these settings).
+    client = TestClient(app).__enter__()
     cid = data["campaign_id"]
     ins = {"Authorization": f"Bearer {data['inspectorate']}"}
     coord = {"Authorization": f"Bearer {data['coordinator']}"}
@@ -247,6 +250,7 @@ def measure(url: str, data: dict[str, Any], *, requests: int, tmp: Path) -> dict
     if abs(total["scheduled"] - data["deliveries_closed"]) > 4 * len(rows):
         raise SystemExit(f"total scheduled {total['scheduled']} != {data['deliveries_closed']}")
     timings["_rows"] = [float(len(rows))]
+    client.__exit__(None, None, None)
     engine.dispose()
     return timings
 

@@ -101,10 +101,11 @@ def read_series(session: Session, scope: Scope) -> dict[int, Series]:
         campaign_id=campaign.id,
         opd_filter=scope.opd_filter,
         measures=_DELIVERY_MEASURES,
+        first=first,
         as_of=scope.as_of,
     )
     columns = [_COL[m] for m in _DELIVERY_MEASURES]
-    i, t, sums = _indexed(delivery, row_of, first, n_days, width=len(columns))
+    i, t, sums = _indexed(delivery, row_of, n_days, width=len(columns))
     changes[i, t, :] += _spread(sums, columns)  # one query row per (OPD, day): no repeats
 
     enrolment = queries.enrolment_series(
@@ -114,9 +115,7 @@ def read_series(session: Session, scope: Scope) -> dict[int, Series]:
         first=first,
         as_of=scope.as_of,
     )
-    i, t, sums = _indexed(
-        enrolment, row_of, first, n_days, width=len(_ENROLMENT_EVENTS), keep_before=True
-    )
+    i, t, sums = _indexed(enrolment, row_of, n_days, width=len(_ENROLMENT_EVENTS), keep_before=True)
     joined, left, stopped = sums[:, 0], sums[:, 1], sums[:, 2]
     before = t < 0  # before the campaign: only the list's size matters (one row per OPD)
     listed_before[i[before]] += (joined - left)[before]
@@ -136,7 +135,6 @@ def read_series(session: Session, scope: Scope) -> dict[int, Series]:
 def _indexed(
     rows: Sequence[Any],
     row_of: dict[int, int],
-    first: date,
     n_days: int,
     *,
     width: int,
@@ -152,8 +150,7 @@ def _indexed(
     lookup = np.full(max(int(opd_ids.max()), max(row_of, default=0)) + 1, -1, dtype=np.int64)
     lookup[list(row_of)] = list(row_of.values())
     opd_rows = lookup[opd_ids]
-    days = np.array(columns[1], dtype="datetime64[D]")
-    offsets = (days - np.datetime64(first, "D")).astype(np.int64)
+    offsets = np.array(columns[1], dtype=np.int64)
     sums = np.array(columns[2:], dtype=np.int64).T.reshape(len(rows), width)
     keep = (opd_rows >= 0) & (offsets < n_days) & ((offsets >= 0) | keep_before)
     return opd_rows[keep], offsets[keep], sums[keep]

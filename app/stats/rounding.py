@@ -19,6 +19,7 @@ so a whole series costs one AES call, which keeps a 200-OPD, 90-day page cheap.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
@@ -41,28 +42,40 @@ def _stream(key: bytes, cell: str) -> bytes:
     return hashlib.blake2b(cell.encode(), key=key[:32], digest_size=11, person=b"spi-cell").digest()
 
 
-def _coins(key: bytes, stream: bytes, values: np.ndarray) -> np.ndarray:
-    """A coin in [0, 1) per value, the same for the same key, stream and value."""
+@functools.lru_cache(maxsize=8)
+def _cipher(key: bytes) -> Cipher[modes.ECB]:
+    aes_key = hashlib.blake2b(key, digest_size=32, person=b"spi-aes").digest()
+    return Cipher(algorithms.AES(aes_key), modes.ECB())
+
+
+def _coins(key: bytes, streams: Sequence[bytes], values: np.ndarray) -> np.ndarray:
+    """A coin in [0, 1) per value of `values` (rows × one column per stream), the same for the
+    same key, stream and value."""
     if values.size and (values.min() < 0 or values.max() >= _MAX_VALUE):
         raise ValueError("counts are never negative and fit in five bytes")
-    blocks = np.zeros((values.size, 16), dtype=np.uint8)
-    blocks[:, :11] = np.frombuffer(stream, dtype=np.uint8)
-    as_bytes = values.astype(">u8").reshape(-1, 1).view(np.uint8)
-    blocks[:, 11:] = as_bytes[:, 3:]
-    aes_key = hashlib.blake2b(key, digest_size=32, person=b"spi-aes").digest()
-    # ECB over distinct blocks is AES used as a pseudo-random function, one block per coin.
-    encryptor = Cipher(algorithms.AES(aes_key), modes.ECB()).encryptor()
+    rows, width = values.shape
+    blocks = np.zeros((rows, width, 16), dtype=np.uint8)
+    blocks[:, :, :11] = np.frombuffer(b"".join(streams), dtype=np.uint8).reshape(width, 11)
+    as_bytes = values.astype(">u8").reshape(rows, width, 1).view(np.uint8)
+    blocks[:, :, 11:] = as_bytes[:, :, 3:]
+    # ECB over distinct blocks is AES used as a pseudo-random function, one block per coin;
+    # a whole series (every measure, every day) goes through one call.
+    encryptor = _cipher(key).encryptor()
     out = encryptor.update(blocks.tobytes()) + encryptor.finalize()
     first = np.frombuffer(out, dtype=">u8").reshape(-1, 2)[:, 0]
-    return first.astype(np.float64) / 2.0**64
+    return (first.astype(np.float64) / 2.0**64).reshape(rows, width)
+
+
+def _rounded(values: np.ndarray, coins: np.ndarray) -> np.ndarray:
+    rest = values % BASE
+    return values - rest + np.where(coins * BASE < rest, BASE, 0)
 
 
 def round_values(values: np.ndarray, *, key: bytes, cell: str) -> np.ndarray:
     """The published figures of one cell's counts (any shape), each within 4 of its count."""
     values = np.asarray(values, dtype=np.int64)
-    rest = values % BASE
-    coins = _coins(key, _stream(key, cell), values.reshape(-1)).reshape(values.shape)
-    return values - rest + np.where(coins * BASE < rest, BASE, 0)
+    coins = _coins(key, [_stream(key, cell)], values.reshape(-1, 1)).reshape(values.shape)
+    return _rounded(values, coins)
 
 
 def random_round(value: int, *, key: bytes, cell: str) -> int:
@@ -116,9 +129,10 @@ def publish_array(
     column = {name: i for i, name in enumerate(fields)}
     populations = {cap.population for cap in rule.caps}
     published = np.zeros_like(truth, dtype=np.int64)
-    for name, i in column.items():
-        if name not in populations:
-            published[:, i] = round_values(truth[:, i], key=key, cell=f"{cell}|{name}")
+    measures = [i for name, i in column.items() if name not in populations]
+    streams = [_stream(key, f"{cell}|{name}") for name in column if name not in populations]
+    values = truth[:, measures].astype(np.int64)
+    published[:, measures] = _rounded(values, _coins(key, streams, values))
     if any(_may_bind(cap, truth, column) for cap in rule.caps):
         _apply_caps(truth, published, column, rule)
     return published
