@@ -67,6 +67,8 @@ class _Rule:
     family: Family
     term: str
     pattern: re.Pattern[str]
+    # Lower-case text every match contains: without it in a text, the rule cannot match.
+    core: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,10 @@ class _Config:
     fillers: frozenset[str]
     max_fillers: int
     safe_phrases: tuple[re.Pattern[str], ...]
-    label_rules: tuple[_Rule, ...]
+    label_rules: tuple[_Rule, ...]  # every rule a label is checked against
+    # The cores of label_rules: an import checks every row's label and almost all are clean,
+    # so plain substring tests rule out most rules before any regex runs.
+    label_cores: tuple[tuple[str, _Rule], ...]
 
 
 def check_text(body: str) -> NeutralityReport:
@@ -103,11 +108,9 @@ def check_text(body: str) -> NeutralityReport:
 def check_label(label: str) -> list[Finding]:
     """What makes a staff label a survey note: links, completion, answer or pressure words."""
     cfg = _config()
-    template_rules = (r for r in cfg.rules if r.family in LABEL_FAMILIES)
-    found = [
-        *_link_findings(label, cfg),
-        *_rule_findings(label, (*template_rules, *cfg.label_rules)),
-    ]
+    lowered = label.lower()
+    candidates = [rule for core, rule in cfg.label_cores if core in lowered]
+    found = [*_link_findings(label, cfg), *_rule_findings(label, candidates)]
     return _drop_contained([f for f in found if f.matched.lower() not in cfg.ignore_words])
 
 
@@ -173,7 +176,7 @@ def _config() -> _Config:
 def _compile(data: Mapping[str, Any]) -> _Config:
     affixes = data["affixes"]
     rules = _compile_families(data["families"], affixes, allowed=FAMILIES)
-    label_rules = _compile_families(data.get("label_only", {}), affixes, allowed=get_args(Family))
+    label_only = _compile_families(data.get("label_only", {}), affixes, allowed=get_args(Family))
 
     tlds: list[str] = data["link"]["tlds"]
     tld_terms = {t.lstrip(".").lower(): t for t in tlds}
@@ -184,6 +187,7 @@ def _compile(data: Mapping[str, Any]) -> _Config:
     )
 
     negation = data["negation"]
+    label_rules = (*(r for r in rules if r.family in LABEL_FAMILIES), *label_only)
     return _Config(
         rules=rules,
         domain=domain,
@@ -194,6 +198,7 @@ def _compile(data: Mapping[str, Any]) -> _Config:
         max_fillers=int(negation["max_fillers"]),
         safe_phrases=tuple(_compile_phrase(p) for p in data.get("safe_phrases", [])),
         label_rules=label_rules,
+        label_cores=tuple((r.core, r) for r in label_rules),
     )
 
 
@@ -206,11 +211,12 @@ def _compile_families(
             raise ValueError(f"{_TERMS_FILE}: unknown family {family!r}")
         fam = cast(Family, family)
         for stem in entries.get("stems", []):
-            rules.append(_Rule(fam, stem, _compile_stem(stem, affixes)))
-        for word in entries.get("words", []):
-            rules.append(_Rule(fam, word, _compile_phrase(word)))
-        for phrase in entries.get("phrases", []):
-            rules.append(_Rule(fam, str(phrase), _compile_phrase(str(phrase))))
+            # A nasal form replaces the stem's first letter; the rest is in every match.
+            core = stem[1:] if len(stem) > 1 else stem
+            rules.append(_Rule(fam, stem, _compile_stem(stem, affixes), core.lower()))
+        for phrase in [*entries.get("words", []), *map(str, entries.get("phrases", []))]:
+            core = max(phrase.split(), key=len)
+            rules.append(_Rule(fam, phrase, _compile_phrase(phrase), core.lower()))
     return tuple(rules)
 
 

@@ -121,3 +121,14 @@ def test_xlsx_rows_with_note_labels_are_refused(
     assert "label hanya untuk mengenali pegawai" in (why[2] or "")
     assert why[3] is None
     assert active_count(engine) == 1
+
+
+def test_every_label_rule_still_finds_its_own_term() -> None:
+    """The substring prefilter never hides a rule: each term, in any case, is still refused."""
+    from app.templates.neutrality import _config
+
+    rules = _config().label_rules
+    assert len(rules) > 20
+    for rule in rules:
+        for label in (rule.term, f"Budi ({rule.term.upper()})", f"x {rule.term.title()} y"):
+            assert any(f.term == rule.term for f in check_label(label)), (rule.term, label)
