@@ -49,8 +49,8 @@ def test_every_id_parameter_declares_the_database_range(api: FastAPI) -> None:
     params = _id_parameters(api)
     # campaigns (7 routes), templates (5), stats (2), preview's campaign, the audit filter
     assert len(params) >= 16
-    for path, method, name, _, schema in params:
-        declared = [s for s in schema.get("anyOf", [schema]) if s.get("type") == "integer"][0]
+    for path, _method, name, _, schema in params:
+        declared = next(s for s in schema.get("anyOf", [schema]) if s.get("type") == "integer")
         assert (declared.get("minimum"), declared.get("maximum")) == (1, MAX_ID), (path, name)
 
 
