@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     sandbox_timeout_rate: float = Field(default=0.0, ge=0, le=1)
     sandbox_hang_seconds: float = Field(default=60.0, ge=0)
     sandbox_failed_share: float = Field(default=0.0, ge=0, le=1)
+    # A status webhook answered 5xx or not answered is posted again (Meta retries for days).
+    sandbox_webhook_retries: int = Field(default=5, ge=0)
+    sandbox_webhook_retry_seconds: float = Field(default=1.0, gt=0)  # doubles per retry
 
     audit_retention_days: int = Field(default=365, ge=1)
 

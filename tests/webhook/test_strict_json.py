@@ -10,7 +10,6 @@ from tests.webhook.conftest import FakeWhatsApp
 from tests.webhook.payloads import inbound, post, text
 
 
-
 def _help_request(number: str) -> bytes:
     """A BANTUAN message (it gets a reply) with `number` written raw into the message."""
     body = json.dumps(inbound(text("6281298765432", "BANTUAN")))
