@@ -16,6 +16,7 @@ from app.auth.models import Role
 from app.auth.principal import cli_principal
 from app.cli_support import cli_session, load_settings
 from app.enrolment.importing import ImportOptions, ImportReport, import_enrolments
+from app.enrolment.limits import SpreadsheetLimits
 from app.enrolment.models import Enrolment
 from app.enrolment.rows import FileFormatError, iter_rows
 from app.errors import AppError
@@ -219,7 +220,9 @@ def enrol_import(
                 vault=vault,
                 actor=cli_principal(),
                 opd=target,
-                rows=iter_rows(fh, filename=file.name),
+                rows=iter_rows(
+                    fh, filename=file.name, limits=SpreadsheetLimits.from_settings(settings)
+                ),
                 opts=opts,
                 report=report,
             )

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     max_import_bytes: int = 20 * 1024 * 1024
     # Rows per batch: 2,500 measured fastest on both databases with peak RSS well under 200 MB.
     import_batch_size: int = Field(default=2500, ge=1)
+    # What one spreadsheet may unpack to (app/enrolment/limits.py); over a bound is a 413.
+    import_max_rows: int = Field(default=50_000, ge=1)
+    import_max_columns: int = Field(default=256, ge=4)
+    import_max_cell_chars: int = Field(default=2_000, ge=100)
+    import_max_line_chars: int = Field(default=64 * 1024, ge=1024)
+    import_max_xlsx_bytes: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)
+    import_max_xlsx_part_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    import_max_xlsx_parts: int = Field(default=1_000, ge=10)
+    import_max_shared_strings: int = Field(default=500_000, ge=1_000)
 
     # WhatsApp Cloud API; with no access token the built-in sandbox stands in for Meta.
     whatsapp_access_token: SecretStr = SecretStr("")
@@ -77,6 +86,9 @@ class Settings(BaseSettings):
     sandbox_timeout_rate: float = Field(default=0.0, ge=0, le=1)
     sandbox_hang_seconds: float = Field(default=60.0, ge=0)
     sandbox_failed_share: float = Field(default=0.0, ge=0, le=1)
+    # A status webhook answered 5xx or not answered is posted again (Meta retries for days).
+    sandbox_webhook_retries: int = Field(default=5, ge=0)
+    sandbox_webhook_retry_seconds: float = Field(default=1.0, gt=0)  # doubles per retry
 
     audit_retention_days: int = Field(default=365, ge=1)
 

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from app.audit import service
 from app.auth.dependencies import AdminDep
 from app.db import SessionDep
+from app.ids import DbId
 
 router = APIRouter(prefix="/api/v1/audit", tags=["Audit"])
 
@@ -33,7 +34,7 @@ def list_audit_events(
     _admin: AdminDep,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
-    actor_token_id: int | None = None,
+    actor_token_id: DbId | None = None,
     actor_name: str | None = None,
     action: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -23,6 +23,7 @@ from app.campaigns.schemas import (
 )
 from app.db import SessionDep, utcnow
 from app.dependencies import SettingsDep
+from app.ids import DbId
 from app.stats import service as stats_service
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["Campaigns"])
@@ -60,7 +61,7 @@ def list_campaigns(session: SessionDep, _: CampaignReaderDep) -> list[CampaignPu
 
 
 @router.get("/{campaign_id}", response_model=CampaignPublic)
-def get_campaign(campaign_id: int, session: SessionDep, _: CampaignReaderDep) -> CampaignPublic:
+def get_campaign(campaign_id: DbId, session: SessionDep, _: CampaignReaderDep) -> CampaignPublic:
     """One campaign with its state and, when paused, why."""
     return service.to_public(session, service.get_campaign(session, campaign_id=campaign_id))
 
@@ -71,7 +72,7 @@ def get_campaign(campaign_id: int, session: SessionDep, _: CampaignReaderDep) ->
     responses={409: {"description": "change not allowed in the campaign's state"}},
 )
 def update_campaign(
-    campaign_id: int,
+    campaign_id: DbId,
     body: CampaignUpdate,
     session: SessionDep,
     actor: AdminDep,
@@ -90,7 +91,7 @@ def update_campaign(
 
 @router.post("/{campaign_id}/activate", response_model=CampaignPublic)
 def activate_campaign(
-    campaign_id: int, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
+    campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
 ) -> CampaignPublic:
     """draft → active (admin)."""
     with audited_refusal(
@@ -104,7 +105,7 @@ def activate_campaign(
 
 @router.post("/{campaign_id}/pause", response_model=CampaignPublic)
 def pause_campaign(
-    campaign_id: int,
+    campaign_id: DbId,
     session: SessionDep,
     actor: AdminDep,
     now: NowDep,
@@ -126,7 +127,7 @@ def pause_campaign(
 
 @router.post("/{campaign_id}/resume", response_model=CampaignPublic)
 def resume_campaign(
-    campaign_id: int, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
+    campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
 ) -> CampaignPublic:
     """paused → active; clears paused_reason (admin)."""
     with audited_refusal(
@@ -148,7 +149,7 @@ def resume_campaign(
     },
 )
 def start_round(
-    campaign_id: int, session: SessionDep, actor: AdminDep, now: NowDep
+    campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep
 ) -> ManualRoundResult:
     """Start a round now ("kirim sekarang") in every time zone where sending is allowed."""
     with audited_refusal(
@@ -179,7 +180,7 @@ def start_round(
 @router.get("/{campaign_id}/plan", response_model=CampaignPlan)
 def get_plan(
     request: Request,
-    campaign_id: int,
+    campaign_id: DbId,
     session: SessionDep,
     viewer: CampaignReaderDep,
     now: NowDep,

@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from app.ids import DbId
+
 MAX_REMINDERS = (1, 10)
 MIN_GAP_DAYS = (1, 60)
 RETENTION_DAYS = (1, 365)
@@ -44,7 +46,7 @@ class CampaignCreate(BaseModel):
     spi_year: int = Field(ge=2000, le=2100, examples=[2026])
     first_day: date = Field(description="First day, inclusive, in each OPD's local time")
     last_day: date = Field(description="Last day, inclusive, in each OPD's local time")
-    template_id: int
+    template_id: DbId
     parameter_values: dict[ParamKey, ParamValue] = Field(
         default_factory=dict, description="Values for the template's campaign parameters, by key"
     )
@@ -79,7 +81,7 @@ class CampaignUpdate(BaseModel):
     spi_year: int | None = Field(default=None, ge=2000, le=2100)
     first_day: date | None = None
     last_day: date | None = None
-    template_id: int | None = None
+    template_id: DbId | None = None
     parameter_values: dict[ParamKey, ParamValue] | None = None
     opd_codes: list[str] | None = Field(default=None, max_length=1000)
     cron: str | None = Field(default=None, max_length=100)

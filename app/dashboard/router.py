@@ -13,6 +13,7 @@ from app.dashboard import session as dash_session
 from app.db import SessionDep
 from app.dependencies import SettingsDep, VaultDep
 from app.errors import NotFound
+from app.ids import DbId
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -109,7 +110,7 @@ def campaigns_page(request: Request, session: SessionDep, vault: VaultDep) -> Re
 
 @router.get("/campaigns/{campaign_id}")
 def campaign_page(
-    campaign_id: int,
+    campaign_id: DbId,
     request: Request,
     session: SessionDep,
     vault: VaultDep,

@@ -12,6 +12,7 @@ from app.db import SessionDep
 from app.dependencies import SettingsDep, VaultDep
 from app.enrolment import service
 from app.enrolment.importing import ImportOptions, ImportReport, import_enrolments
+from app.enrolment.limits import SpreadsheetLimits
 from app.enrolment.rows import FileFormatError, iter_rows
 from app.enrolment.schemas import EnrolmentCreate, EnrolmentPage, EnrolmentPublic
 from app.errors import Invalid
@@ -103,7 +104,8 @@ def import_enrolments_file(
         settings, all_or_nothing=all_or_nothing, default_consent_method=default_consent_method
     )
     try:
-        rows = iter_rows(file.file, filename=file.filename)
+        limits = SpreadsheetLimits.from_settings(settings)
+        rows = iter_rows(file.file, filename=file.filename, limits=limits)
         summary = import_enrolments(
             session, vault=vault, actor=actor, opd=opd, rows=rows, opts=opts, report=report
         )

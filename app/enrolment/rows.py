@@ -7,23 +7,18 @@ import csv
 import datetime as dt
 import io
 import itertools
-import logging
 import re
 import shutil
 import tempfile
-import threading
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, BinaryIO, Literal, TypeVar
+from typing import IO, BinaryIO, Literal
 
-import openpyxl
-
-logger = logging.getLogger(__name__)
+from app.enrolment import xlsx
+from app.enrolment.limits import FileFormatError, SpreadsheetLimits
 
 Field = Literal["phone", "label", "consent_method", "consent_date"]
 _FIELDS: tuple[Field, ...] = ("phone", "label", "consent_method", "consent_date")
-_T = TypeVar("_T")
 
 _ALIASES: dict[Field, tuple[str, ...]] = {
     "phone": (
@@ -53,11 +48,11 @@ _CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
 # Indonesian-locale Excel writes ";", other locales ",", "Unicode Text" exports a tab.
 _DELIMITERS = (";", ",", "\t")
 _SEP_LINE = re.compile(r'"?sep=(.)"?\s*', re.IGNORECASE)
-# catch_warnings mutates process-wide state; serialise our own uses of it.
-_WARNINGS_LOCK = threading.Lock()
 
 _PAPER = {"formulir kertas", "kertas", "paper", "paper form", "formulir", "form kertas"}
 _DIGITAL = {"formulir digital", "digital", "online", "digital form", "daring", "form digital"}
+# Excel's own maximum; a sheet claiming more rows is not one Excel wrote.
+_EXCEL_MAX_ROWS = 1_048_576
 _DAY_FIRST = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})")
 _ISO_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
 
@@ -73,12 +68,15 @@ class RawRow:
     consent_date: str | None
 
 
-class FileFormatError(ValueError):
-    """The uploaded file as a whole cannot be read as a coordinator spreadsheet."""
+def iter_rows(
+    stream: BinaryIO, *, filename: str | None = None, limits: SpreadsheetLimits | None = None
+) -> Iterator[RawRow]:
+    """Yield the data rows of a CSV or XLSX upload one at a time (errors raise on iteration).
 
-
-def iter_rows(stream: BinaryIO, *, filename: str | None = None) -> Iterator[RawRow]:
-    """Yield the data rows of a CSV or XLSX upload one at a time (errors raise on iteration)."""
+    Every bound of `limits` (rows, columns, cell and line length, what an XLSX unpacks to) is
+    checked while the file streams; going over one raises LimitExceeded, naming the bound.
+    """
+    limits = limits or SpreadsheetLimits()
     owned: IO[bytes] | None = None
     source: IO[bytes] = stream
     if not source.seekable():
@@ -101,9 +99,9 @@ def iter_rows(stream: BinaryIO, *, filename: str | None = None) -> Iterator[RawR
         if is_xlsx or (filename or "").lower().endswith((".xlsx", ".xlsm")):
             if not is_xlsx:
                 raise FileFormatError("The file is named .xlsx but is not a valid Excel file.")
-            yield from _iter_xlsx(source)
+            yield from _iter_xlsx(source, limits)
         else:
-            yield from _iter_csv(source, start)
+            yield from _iter_csv(source, start, limits)
     finally:
         if owned is not None:
             owned.close()
@@ -140,23 +138,24 @@ def parse_consent_date(raw: str | None) -> dt.date | None:
     )
 
 
-def _iter_csv(stream: IO[bytes], start: int) -> Iterator[RawRow]:
+def _iter_csv(stream: IO[bytes], start: int, limits: SpreadsheetLimits) -> Iterator[RawRow]:
     """Stream CSV records from a seekable binary stream."""
     encoding = _detect_encoding(stream, start)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    lines = _BoundedLines(text, limits)
     try:
-        first = _read_record(text, 1)
+        first = _read_record(lines, 1)
         forced = _SEP_LINE.fullmatch(first)
         # Excel hides a leading "sep=;" line, so it does not count as a spreadsheet row.
         blocks = [] if forced or not first else [first]
         while sum(1 for b in blocks if b.strip()) < _HEADER_SEARCH_ROWS and (
-            block := _read_record(text, len(blocks) + 1)
+            block := _read_record(lines, len(blocks) + 1)
         ):
             blocks.append(block)
         delimiter = forced.group(1) if forced else _sniff_delimiter(blocks)
         # strict: a quote left open at the end of the file is an error, not one giant last cell.
-        reader = csv.reader(itertools.chain(blocks, text), delimiter=delimiter, strict=True)
-        yield from _rows_after_header(_numbered(reader))
+        reader = csv.reader(itertools.chain(blocks, lines), delimiter=delimiter, strict=True)
+        yield from _rows_after_header(_bounded(_numbered(reader), limits), limits)
     except UnicodeDecodeError:
         raise FileFormatError("The file's text encoding could not be read.") from None
     finally:
@@ -206,7 +205,33 @@ def _detect_encoding(stream: IO[bytes], start: int) -> str:
     raise FileFormatError("The file's text encoding could not be read; save it as CSV UTF-8.")
 
 
-def _read_record(text: io.TextIOWrapper, row_number: int) -> str:
+class _BoundedLines:
+    """The lines of a CSV text stream, none of them read past the line limit."""
+
+    def __init__(self, text: io.TextIOWrapper, limits: SpreadsheetLimits) -> None:
+        self._text = text
+        self._limits = limits
+        self._count = 0
+
+    def readline(self) -> str:
+        # Two more characters than the limit, so that a line ending in CR LF fits whole.
+        line = self._text.readline(self._limits.line_chars + 2)
+        if line:
+            self._count += 1
+            if len(line.rstrip("\r\n")) > self._limits.line_chars:
+                raise self._limits.line_too_long(self._count)
+        return line
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if line := self.readline():
+            return line
+        raise StopIteration
+
+
+def _read_record(text: _BoundedLines, row_number: int) -> str:
     """Read one physical record, joining lines while a quoted field is still open."""
     block = text.readline()
     while block.count('"') % 2 == 1:
@@ -235,33 +260,39 @@ def _sniff_delimiter(blocks: Sequence[str]) -> str:
     return _DELIMITERS[min(candidates)[2]]
 
 
-def _iter_xlsx(stream: IO[bytes]) -> Iterator[RawRow]:
+def _iter_xlsx(stream: IO[bytes], limits: SpreadsheetLimits) -> Iterator[RawRow]:
     """Stream rows from the first worksheet of an XLSX workbook."""
+    sheet = xlsx.open_first_sheet(stream, limits)
     try:
-        workbook = _quietly(lambda: openpyxl.load_workbook(stream, read_only=True, data_only=True))
-    except Exception as exc:  # openpyxl raises many unrelated types for damaged files
-        raise FileFormatError(
-            "The Excel file is damaged or not an .xlsx workbook (for .ods or .xls files, "
-            "save as .xlsx or CSV)."
-        ) from exc
-    try:
-        if not workbook.worksheets:
-            raise FileFormatError("The Excel file has no worksheet.")
-        sheet = workbook.worksheets[0]
-        # Some generators write a wrong <dimension>; ignore it so no rows or columns are cut.
-        sheet.reset_dimensions()
-        # Explicit min_row/min_col keep the index equal to the spreadsheet row number.
-        values = sheet.iter_rows(min_row=1, min_col=1, values_only=True)
-        rows = ([_cell_text(v) for v in r] for r in _quiet_iter(values))
-        yield from _rows_after_header(enumerate(rows, start=1))
+        yield from _rows_after_header(_bounded(xlsx.sheet_rows(sheet, limits), limits), limits)
     finally:
-        workbook.close()
+        sheet.close()
 
 
-def _rows_after_header(rows: Iterable[tuple[int, Sequence[str | None]]]) -> Iterator[RawRow]:
+def _bounded(
+    rows: Iterable[tuple[int, Sequence[str | None]]], limits: SpreadsheetLimits
+) -> Iterator[tuple[int, Sequence[str | None]]]:
+    """Refuse a row over the column or cell-length limit, or beyond Excel's last row."""
+    for row_number, cells in rows:
+        if row_number > _EXCEL_MAX_ROWS:
+            raise limits.too_many_rows()
+        width = len(cells)
+        while width and cells[width - 1] is None:
+            width -= 1
+        if width > limits.columns:
+            raise limits.too_many_columns(row_number)
+        if width and max(len(c) for c in cells[:width] if c is not None) > limits.cell_chars:
+            raise limits.cell_too_long(f"Baris {row_number}")
+        yield row_number, cells
+
+
+def _rows_after_header(
+    rows: Iterable[tuple[int, Sequence[str | None]]], limits: SpreadsheetLimits
+) -> Iterator[RawRow]:
     """Find the header among the first rows, then yield the data rows after it."""
     columns: dict[Field, int] | None = None
     non_blank = 0
+    data_rows = 0
     for row_number, cells in rows:
         if columns is None:
             if not any(cells):
@@ -271,6 +302,10 @@ def _rows_after_header(rows: Iterable[tuple[int, Sequence[str | None]]]) -> Iter
             if columns is None and non_blank >= _HEADER_SEARCH_ROWS:
                 break
             continue
+        if any(cells):
+            data_rows += 1
+            if data_rows > limits.rows:
+                raise limits.too_many_rows()
         row = _make_row(row_number, cells, columns)
         if row is not None:
             yield row
@@ -306,36 +341,3 @@ def _make_row(
     values = [cells[i] if (i := columns.get(f, width)) < width else None for f in _FIELDS]
     # Templates often pre-number rows ("No" column) with nothing else filled in.
     return RawRow(row_number, *values) if any(values) else None
-
-
-def _cell_text(value: object) -> str | None:
-    """Render an XLSX cell value as the text a coordinator would expect to see."""
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    return str(value).strip() or None
-
-
-def _quietly(call: Callable[[], _T]) -> _T:
-    """Run an openpyxl call, logging its warnings about unsupported workbook features."""
-    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
-        warnings.filterwarnings("always", module=r"openpyxl(\..*)?")
-        result = call()
-    for warning in caught:
-        logger.debug("openpyxl: %s", warning.message)
-    return result
-
-
-def _quiet_iter(iterator: Iterator[_T]) -> Iterator[_T]:
-    """Iterate an openpyxl generator with each step's warnings logged, not raised."""
-    while True:
-        try:
-            item = _quietly(lambda: next(iterator))
-        except StopIteration:
-            return
-        yield item

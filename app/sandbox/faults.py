@@ -18,6 +18,10 @@ class Faults:
     hang_seconds: float = 60.0
     failed_share: float = 0.0  # share of taken sends that later fail with 131026
     status_delay_seconds: float = 0.5  # from answer to the sent/delivered webhooks
+    # Meta posts a webhook again, for days, while the service answers 5xx or times out; the
+    # sandbox does the same a bounded number of times, the wait doubling from the first one.
+    webhook_retries: int = 5
+    webhook_retry_seconds: float = 1.0
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply known fields from a JSON object; unknown keys raise ValueError."""
@@ -25,7 +29,7 @@ class Faults:
         for key, value in changes.items():
             if key not in known:
                 raise ValueError(f"unknown fault {key!r}")
-            cast = int if key == "throttle_burst" else float
+            cast = int if key in ("throttle_burst", "webhook_retries") else float
             setattr(self, key, cast(value))
 
 

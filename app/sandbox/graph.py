@@ -94,6 +94,10 @@ class SandboxGraph:
     def webhooks_failed(self) -> int:
         return self._poster.failed
 
+    @property
+    def webhooks_retried(self) -> int:
+        return self._poster.retried
+
     async def start(
         self, *, webhook_url: str | None, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
@@ -220,6 +224,7 @@ class SandboxGraph:
             "pending_statuses": self._poster.pending,
             "webhooks_posted": self.webhooks_posted,
             "webhooks_failed": self.webhooks_failed,
+            "webhooks_retried": self.webhooks_retried,
             "faults": asdict(self.faults),
         }
         if detail:

@@ -34,6 +34,8 @@ def sandbox_faults(settings: Settings) -> Faults:
         hang_seconds=settings.sandbox_hang_seconds,
         failed_share=settings.sandbox_failed_share,
         status_delay_seconds=settings.sandbox_status_delay_seconds,
+        webhook_retries=settings.sandbox_webhook_retries,
+        webhook_retry_seconds=settings.sandbox_webhook_retry_seconds,
     )
 
 

@@ -54,18 +54,23 @@ class StatusPoster:
         self._flusher: asyncio.Task[None] | None = None
         self._webhook: httpx.AsyncClient | None = None
         self._webhook_path = ""
+        self._retrying: set[asyncio.Task[None]] = set()
         self.posted = 0
-        self.failed = 0
+        self.failed = 0  # posts given up on (refused, or still failing after every retry)
+        self.retried = 0
 
     @property
     def pending(self) -> int:
         return len(self._statuses)
 
     def clear(self) -> None:
-        """Forget queued statuses and counters."""
+        """Forget queued statuses, pending retries and counters."""
         self._statuses.clear()
+        for task in self._retrying:
+            task.cancel()
         self.posted = 0
         self.failed = 0
+        self.retried = 0
 
     async def start(
         self, *, webhook_url: str | None, transport: httpx.AsyncBaseTransport | None = None
@@ -91,6 +96,10 @@ class StatusPoster:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
+        for task in list(self._retrying):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._wakeup = None
         if self._webhook is not None:
             await self._webhook.aclose()
@@ -182,20 +191,45 @@ class StatusPoster:
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign(self._secret, raw),
         }
+        outcome = await self._attempt(raw, headers)
+        if outcome == "retry" and self._faults.webhook_retries > 0:
+            # Retried in the background, so later statuses are not held up behind this post.
+            task = asyncio.create_task(self._retry(raw, headers), name="sandbox-webhook-retry")
+            self._retrying.add(task)
+            task.add_done_callback(self._retrying.discard)
+        elif outcome != "posted":
+            self.failed += 1
+
+    async def _retry(self, raw: bytes, headers: dict[str, str]) -> None:
+        """Post the same signed body again with a doubling wait, as Meta does."""
+        delay = self._faults.webhook_retry_seconds
+        for _ in range(self._faults.webhook_retries):
+            await asyncio.sleep(delay)
+            delay *= 2
+            self.retried += 1
+            outcome = await self._attempt(raw, headers)
+            if outcome != "retry":
+                if outcome != "posted":
+                    self.failed += 1
+                return
+        self.failed += 1
+        logger.warning("sandbox.webhook_gave_up retries=%d", self._faults.webhook_retries)
+
+    async def _attempt(self, raw: bytes, headers: dict[str, str]) -> str:
+        """One post: 'posted', 'retry' (5xx, timeout, unreachable) or 'refused' for good."""
+        assert self._webhook is not None
         try:
             response = await self._webhook.post(self._webhook_path, content=raw, headers=headers)
         except httpx.HTTPError as exc:
-            self.failed += 1
             logger.debug("sandbox.webhook_unreachable error=%s", type(exc).__name__)
-            return
+            return "retry"
         except Exception:
             # The in-process webhook is the service's own code: a bug there must not stop
             # the fake from delivering later statuses.
-            self.failed += 1
             logger.exception("sandbox.webhook_crashed")
-            return
+            return "refused"
         if response.status_code == 200:
             self.posted += 1
-        else:
-            self.failed += 1
-            logger.debug("sandbox.webhook_refused status=%s", response.status_code)
+            return "posted"
+        logger.debug("sandbox.webhook_refused status=%s", response.status_code)
+        return "retry" if response.status_code >= 500 else "refused"

@@ -16,6 +16,7 @@ from app.auth.dependencies import ReaderDep
 from app.auth.principal import Principal
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized
+from app.ids import DbId
 from app.stats import export, metrics, service
 from app.stats.schemas import CampaignDaily, CampaignStats
 
@@ -95,7 +96,7 @@ class StatsRequest:
 
 
 def stats_request(
-    campaign_id: int,
+    campaign_id: DbId,
     request: Request,
     session: SessionDep,
     viewer: ReaderDep,

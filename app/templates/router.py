@@ -8,6 +8,7 @@ from app.audit.refusals import audited_refusal
 from app.auth.dependencies import AdminDep
 from app.db import SessionDep
 from app.dependencies import SettingsDep
+from app.ids import DbId
 from app.templates import acknowledgements, parameters, service
 from app.templates.schemas import (
     AcknowledgementCreate,
@@ -57,7 +58,7 @@ def list_templates(session: SessionDep, actor: AdminDep) -> list[TemplatePublic]
 
 
 @router.get("/{template_id}", response_model=TemplatePublic)
-def get_template(template_id: int, session: SessionDep, actor: AdminDep) -> TemplatePublic:
+def get_template(template_id: DbId, session: SessionDep, actor: AdminDep) -> TemplatePublic:
     """One template with its findings, acknowledgements and usability."""
     return service.to_public(service.get(session, template_id=template_id))
 
@@ -68,7 +69,7 @@ def get_template(template_id: int, session: SessionDep, actor: AdminDep) -> Temp
     responses={409: {"description": "body or category of a template synced from Meta"}},
 )
 def update_template(
-    template_id: int, body: TemplateUpdate, session: SessionDep, actor: AdminDep
+    template_id: DbId, body: TemplateUpdate, session: SessionDep, actor: AdminDep
 ) -> TemplatePublic:
     """Change body, parameters or category; a changed body clears every acknowledgement."""
     template = service.get(session, template_id=template_id)
@@ -100,7 +101,7 @@ def update_template(
     },
 )
 def acknowledge_finding(
-    template_id: int, body: AcknowledgementCreate, session: SessionDep, actor: AdminDep
+    template_id: DbId, body: AcknowledgementCreate, session: SessionDep, actor: AdminDep
 ) -> TemplatePublic:
     """Acknowledge one neutrality finding with a reason (audited as `template.acknowledge`)."""
     template = service.get(session, template_id=template_id)
@@ -123,11 +124,11 @@ def acknowledge_finding(
     responses={422: {"description": "a value is missing or not neutral"}},
 )
 def preview_template(
-    template_id: int,
+    template_id: DbId,
     session: SessionDep,
     actor: AdminDep,
     settings: SettingsDep,
-    campaign_id: Annotated[int | None, Query()] = None,
+    campaign_id: Annotated[DbId | None, Query()] = None,
 ) -> TemplatePreview:
     """The message as an employee would read it.
 
@@ -146,7 +147,7 @@ def preview_template(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={409: {"description": "a campaign uses this template"}},
 )
-def delete_template(template_id: int, session: SessionDep, actor: AdminDep) -> Response:
+def delete_template(template_id: DbId, session: SessionDep, actor: AdminDep) -> Response:
     """Delete a template that no campaign uses."""
     template = service.get(session, template_id=template_id)
     with audited_refusal(

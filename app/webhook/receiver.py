@@ -94,8 +94,9 @@ async def handle(app: FastAPI, body: bytes, signature: str | None) -> Answer:
         logger.warning("webhook.bad_signature bytes=%d", len(body))
         return Answer(403, error_body("forbidden", "signature mismatch"))
     try:
-        # ValueError covers bad JSON, bad UTF-8 and over-long integer literals.
-        batch = inbound.parse_batch(json.loads(body), classify=keywords.classify_any)
+        # ValueError covers bad JSON, bad UTF-8, over-long integer literals and NaN/Infinity.
+        document = json.loads(body, parse_constant=_refuse_constant)
+        batch = inbound.parse_batch(document, classify=keywords.classify_any)
     except (ValueError, RecursionError):
         # Nothing of the body is logged: it may hold message text.
         metrics.REQUESTS.labels("bad_body").inc()
@@ -123,6 +124,11 @@ async def handle(app: FastAPI, body: bytes, signature: str | None) -> Answer:
     metrics.REQUESTS.labels("ok").inc()
     _count(batch)
     return Answer(200, {"status": "ok"}, replies)
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts NaN, Infinity and -Infinity; standard JSON (and Meta) never sends them.
+    raise ValueError(f"{name} is not standard JSON")
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes | None:

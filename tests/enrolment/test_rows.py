@@ -14,6 +14,8 @@ import openpyxl
 import pytest
 
 from app.enrolment import rows as rows_module
+from app.enrolment import xlsx as xlsx_module
+from app.enrolment.limits import SpreadsheetLimits
 from app.enrolment.rows import (
     FileFormatError,
     RawRow,
@@ -252,7 +254,9 @@ def test_streaming_memory_stays_bounded(tmp_path: Path) -> None:
     try:
         count, last = 0, None
         with path.open("rb") as stream:
-            for row in iter_rows(stream, filename="big.csv"):
+            for row in iter_rows(
+                stream, filename="big.csv", limits=SpreadsheetLimits(rows=200_000)
+            ):
                 count, last = count + 1, row
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -351,19 +355,19 @@ def test_xlsx_workbook_closed_even_when_iteration_stops_early(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[Any] = []
-    real_load = openpyxl.load_workbook
+    real_open = xlsx_module.open_first_sheet
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        opened.append(real_load(*args, **kwargs))
+        opened.append(real_open(*args, **kwargs))
         return opened[-1]
 
-    monkeypatch.setattr(rows_module.openpyxl, "load_workbook", spy)
+    monkeypatch.setattr(xlsx_module, "open_first_sheet", spy)
     path = write_xlsx(tmp_path / "x.xlsx", [["hp"], ["0812"], ["0813"]])
     with path.open("rb") as stream:
         iterator: Iterator[RawRow] = iter_rows(stream)
         assert next(iterator).phone == "0812"
         iterator.close()  # type: ignore[attr-defined]
-        assert opened[0]._archive.fp is None
+        assert opened[0].archive.fp is None
         assert not stream.closed
 
 
