@@ -102,6 +102,7 @@ class SharedPace(Pace):
         self._slots: deque[float] = deque()
         self._granting: asyncio.Task[None] | None = None
         self.grants = 0  # round trips made, for logs and benchmarks
+        self.missed = 0  # slots dropped because this worker came too late for them
 
     @property
     def grant_size(self) -> int:
@@ -119,6 +120,7 @@ class SharedPace(Pace):
             slot = self._slots.popleft()
             now = self._clock()
             if slot < now - LATE_SECONDS:
+                self.missed += 1
                 continue
             if len(self._slots) < self.grant_size // 2:
                 self._grant()  # ask for the next grant while this one is used

@@ -161,6 +161,9 @@ class OutboxWorker:
             await self._release(ahead)
             if sending:
                 await asyncio.gather(*sending, return_exceptions=True)
+        pace = self.pace
+        if isinstance(pace, sending_rate.SharedPace):
+            logger.info("outbox.pace grants=%d missed=%d", pace.grants, pace.missed)
         logger.info("outbox.worker_stopped id=%s requests=%d", self.worker_id, self.sent)
 
     async def run_once(self) -> int:
