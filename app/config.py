@@ -57,9 +57,13 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True
     worker_enabled: bool = True
 
-    # Sending, per process: Meta's default throughput is 80 messages/s per number; 0 = unlimited.
+    # Sending, per number (all workers together on PostgreSQL): Meta's default throughput is 80
+    # messages/s per number; 0 = unlimited.
     send_rate_per_second: float = Field(default=80.0, ge=0)
     send_concurrency: int = Field(default=32, ge=1)  # requests in flight; the pool is sized to it
+    # The number's throughput level at Meta (80 by default, 20 coexistence, up to 1,000), shared
+    # by all workers through the database; 0 = not known (SPI_SEND_RATE_PER_SECOND alone then).
+    throughput_per_second: float = Field(default=0.0, ge=0)
     graph_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     graph_read_timeout_seconds: float = Field(default=20.0, gt=0)
 

@@ -36,6 +36,13 @@ class TokenBucket:
         )
         self._timer: asyncio.TimerHandle | None = None
 
+    def set_rate(self, rate: float) -> None:
+        """Follow a new rate (the number's, which the outbox reads); 0 means unlimited."""
+        self._refill()
+        self.rate = max(0.0, float(rate))
+        self.burst = max(1.0, self.rate / 10)
+        self._tokens = min(self._tokens, self.burst)
+
     @property
     def unlimited(self) -> bool:
         """Whether sends are only paced by hold()."""

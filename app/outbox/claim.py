@@ -1,7 +1,8 @@
 """Claiming due deliveries: who may still be messaged, now, and with which template.
 
-A claim moves a delivery to `sending` under one worker's lease; only that worker sends it
-(invariant 8, `app.outbox.lifecycle`).
+A claim reserves queued deliveries for one worker (its name and a lease on the queued row);
+the worker moves each to `sending` just before its request leaves (`start_sending`), and only
+the worker whose move succeeded sends it (invariant 8, `app.outbox.lifecycle`).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def claim_batch(
     settings: Settings,
     sandbox: bool = False,
 ) -> tuple[list[Job], BatchSummary]:
-    """Move up to `limit` due deliveries to `sending` under this worker's lease.
+    """Reserve up to `limit` due deliveries for this worker until its lease ends.
 
     In the same transaction each one is checked again: campaign still active, person still
     enrolled and not on the suppression list (a STOP committed before this claim wins), and
@@ -194,7 +195,7 @@ def claim_batch(
         worker_id=worker_id,
         now=now,
         lease_until=now + timedelta(seconds=lease_seconds),
-        sending=[j.delivery_id for j in jobs],
+        reserved=[j.delivery_id for j in jobs],
         skipped=skipped,
         deferred=deferred,
         undecryptable=failed,
@@ -212,3 +213,21 @@ def claim_batch(
     )
     metrics.DEFERRED.inc(summary.counts["deferred"])
     return jobs, summary
+
+
+def start_sending(
+    session: Session,
+    *,
+    worker_id: str,
+    delivery_ids: Iterable[int],
+    now: datetime,
+    lease_seconds: float,
+) -> set[int]:
+    """Move reserved deliveries to `sending` just before their requests leave; which moved."""
+    return lifecycle.mark_sending(
+        session,
+        worker_id=worker_id,
+        ids=sorted(set(delivery_ids)),
+        now=now,
+        lease_until=now + timedelta(seconds=lease_seconds),
+    )

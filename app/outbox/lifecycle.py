@@ -5,11 +5,15 @@ webhook, opt-out and erasure, retention) and the outbox's own use cases (claim, 
 what an event means and call a function here. `TRANSITIONS` lists every allowed move, creation
 (from None) and deletion (to None) included; a move outside it is a bug and raises.
 
-Invariant 8 holds in these moves. A delivery is sent only by the worker that moved it to
-`sending`; whatever happens after the request may have left ends in a final state (`accepted`,
-`failed`, `unknown`), never back in `queued`. Only sends that certainly did not happen (refused
-before sending, throttled, halted, or never attempted) return to `queued`. A status webhook
-only moves a delivery up (`app.outbox.status_moves`).
+Invariant 8 holds in these moves. A claim only reserves queued deliveries for one worker (its
+name and a lease on the still `queued` row); the worker moves a few to `sending` just before
+their requests leave (`mark_sending`), and a delivery is sent only by the worker whose mark
+moved it. So a dead worker's reservations simply lapse and are claimed again, and only what was
+marked (at most the send concurrency) can become `unknown`. Whatever happens after the request
+may have left ends in a final state (`accepted`, `failed`, `unknown`), never back in `queued`.
+Only sends that certainly did not happen (refused before sending, throttled, halted, or never
+attempted) return to `queued`. A status webhook only moves a delivery up
+(`app.outbox.status_moves`), also out of `unknown`, and the tallies follow.
 """
 
 from __future__ import annotations
@@ -170,21 +174,23 @@ def settle_claim(
     worker_id: str,
     now: datetime,
     lease_until: datetime,
-    sending: Sequence[int],
+    reserved: Sequence[int],
     skipped: Mapping[str, list[int]],
     deferred: Mapping[datetime, list[int]],
     undecryptable: Sequence[int],
     counts: Mapping[TallyKey, int],
 ) -> None:
-    """Write what a claim decided about queued deliveries, then its tallies."""
-    if sending:
-        require(_Q, _SENDING)
+    """Write what a claim decided about queued deliveries, then its tallies.
+
+    Reserved ones stay `queued` under the worker's name until `lease_until`: nothing has left
+    yet, so if the worker dies they are simply claimed again once the lease has passed.
+    """
+    if reserved:
+        require(_Q, _Q)
         session.execute(
             update(Delivery)
-            .where(col(Delivery.id).in_(sending))
-            .values(
-                state=_SENDING, claimed_by=worker_id, lease_expires_at=lease_until, updated_at=now
-            )
+            .where(col(Delivery.id).in_(reserved))
+            .values(claimed_by=worker_id, lease_expires_at=lease_until, updated_at=now)
         )
     for reason, batch in skipped.items():
         require(_Q, _SKIPPED)
@@ -208,6 +214,55 @@ def settle_claim(
             .values(state=_FAILED, error_class="undecryptable", updated_at=now)
         )
     count_moves(session, counts, at=now)
+
+
+def mark_sending(
+    session: Session,
+    *,
+    worker_id: str,
+    ids: Collection[int],
+    now: datetime,
+    lease_until: datetime,
+) -> set[int]:
+    """Move this worker's reserved deliveries to `sending` right before sending; which moved.
+
+    Only the ones still queued under this worker's name move (an opt-out, a status, or another
+    worker's claim after a lapsed reservation may have taken the others): only those are sent.
+    """
+    if not ids:
+        return set()
+    require(_Q, _SENDING)
+    stmt = (
+        update(Delivery)
+        .where(
+            col(Delivery.id).in_(list(ids)),
+            col(Delivery.state) == _Q,
+            col(Delivery.claimed_by) == worker_id,
+        )
+        .values(state=_SENDING, lease_expires_at=lease_until, updated_at=now)
+        .returning(col(Delivery.id))
+        .execution_options(synchronize_session=False)
+    )
+    return {int(i) for i in session.execute(stmt).scalars().all()}
+
+
+def release_reservations(
+    session: Session, *, worker_id: str, ids: Collection[int], now: datetime
+) -> None:
+    """Hand back reservations this worker will not send (stopping, halted): due again at once."""
+    if not ids:
+        return
+    require(_Q, _Q)
+    session.execute(
+        update(Delivery)
+        .where(
+            col(Delivery.id).in_(list(ids)),
+            col(Delivery.state) == _Q,
+            col(Delivery.claimed_by) == worker_id,
+        )
+        .values(claimed_by=None, lease_expires_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def recover_expired_leases(session: Session, *, now: datetime) -> int:

@@ -91,3 +91,16 @@ class DeliveryTally(SQLModel, table=True):
     day: date
     outcome: str = Field(max_length=32)
     count: int = 0
+
+
+class SendPace(SQLModel, table=True):
+    """Per sending number, the end of the last send slot a worker reserved (epoch seconds).
+
+    Workers reserve the number's send slots here, so that all of them together keep to its
+    rate (`app.outbox.sending_rate`); the database's clock is the only one that counts.
+    """
+
+    __tablename__ = "send_pace"
+
+    sender: str = Field(sa_column=Column(String(64), primary_key=True))
+    next_at: float = 0.0

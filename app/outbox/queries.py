@@ -49,13 +49,15 @@ def expired_leases(session: Session, *, now: datetime) -> Sequence[Any]:
 def due_ids(
     session: Session, *, now: datetime, limit: int, campaign_states: Sequence[CampaignState]
 ) -> list[int]:
-    """Ids of up to `limit` queued deliveries due now, oldest first, locked (skipping others')."""
+    """Ids of up to `limit` unreserved queued deliveries due now, oldest first, locked."""
     due = (
         select(Delivery.id)
         .join(Campaign, col(Campaign.id) == col(Delivery.campaign_id))
         .where(
             col(Delivery.state) == DeliveryState.queued,
             col(Delivery.next_attempt_at) <= now,
+            # Not reserved by a worker, or its reservation has lapsed (the worker died).
+            or_(col(Delivery.lease_expires_at).is_(None), col(Delivery.lease_expires_at) < now),
             col(Campaign.state).in_([s.value for s in campaign_states]),
         )
         .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
@@ -146,6 +148,7 @@ STATUS_COLUMNS = (
     col(Delivery.enrolment_id),
     col(Delivery.error_code),
     col(Delivery.error_class),
+    col(Delivery.updated_at),
 )
 
 

@@ -9,7 +9,9 @@ Tallies (`app.outbox.tally`) count each outcome of a delivery at most once, on t
 that reaches it: any status proves Meta accepted the message, so leaving a pre-acceptance
 state adds to `accepted`; reaching delivered adds to `delivered`; reaching failed adds to the
 failure class. The worker records its own acceptance only if the delivery is still `sending`,
-so the two never both count it. The day is the local day, in the round's (the OPD's) zone, of
+so the two never both count it. A status that moves a delivery out of `unknown` takes it back
+out of the `unknown` count, on the day it was counted there (its last update), so the figures
+follow what Meta proved. The day is the local day, in the round's (the OPD's) zone, of
 the status timestamp, clamped to the last seven days (Meta's retry horizon).
 """
 
@@ -72,6 +74,7 @@ class StatusRow:
     enrolment_id: int | None
     error_code: int | None
     error_class: str | None
+    updated_at: datetime | None = None
     changed: bool = False
     loaded_state: str = ""
 
@@ -134,6 +137,9 @@ def plan_moves(
             delivery.error_code = event.error_code
             delivery.error_class = meaning.failure_class.value
             moves.failed.append((event, delivery.enrolment_id))
+        if delivery.state == DeliveryState.unknown and delivery.updated_at is not None:
+            # It was counted as unknown when it became unknown (its last update), in the zone.
+            _add(counts, delivery, zones, at=delivery.updated_at, outcome=tally.UNKNOWN, amount=-1)
         delivery.state = target
         delivery.changed = True
         if delivery.wamid is None and event.wamid:
@@ -141,10 +147,22 @@ def plan_moves(
             by_wamid[event.wamid] = delivery
         moves.applied += 1
         at = _event_time(event, now)
-        timezone = zones.get(delivery.round_id, DEFAULT_ZONE)
-        day = at.astimezone(ZoneInfo(timezone)).date().isoformat()
         for outcome in outcomes:
             moves.outcomes[outcome] += 1
-            key = (delivery.campaign_id, delivery.opd_id, day, outcome)
-            counts.setdefault(key, Count(at=at, timezone=timezone)).amount += 1
+            _add(counts, delivery, zones, at=at, outcome=outcome)
     return moves, counts
+
+
+def _add(
+    counts: dict[CountKey, Count],
+    delivery: StatusRow,
+    zones: dict[int, str],
+    *,
+    at: datetime,
+    outcome: str,
+    amount: int = 1,
+) -> None:
+    timezone = zones.get(delivery.round_id, DEFAULT_ZONE)
+    day = at.astimezone(ZoneInfo(timezone)).date().isoformat()
+    key = (delivery.campaign_id, delivery.opd_id, day, outcome)
+    counts.setdefault(key, Count(at=at, timezone=timezone)).amount += amount

@@ -100,9 +100,14 @@ def _status(status: str, callback: str, error_code: int | None = None) -> Status
 
 
 def _claim(s: Session, vault: PhoneVault, settings: Settings, now: datetime) -> list[claim.Job]:
+    """Reserve what is due and mark it all as about to be sent, as the worker does."""
     jobs, _ = claim.claim_batch(
         s, worker_id="w1", now=now, limit=50, lease_seconds=60, vault=vault, settings=settings
     )
+    marked = claim.start_sending(
+        s, worker_id="w1", delivery_ids=[j.delivery_id for j in jobs], now=now, lease_seconds=60
+    )
+    assert marked == {j.delivery_id for j in jobs}
     return jobs
 
 

@@ -139,44 +139,83 @@ def test_no_opening_left_skips(
     assert [(d.state, d.error_class) for d in world.deliveries()] == [("skipped", "window_closed")]
 
 
-def test_a_dead_workers_deliveries_become_unknown_and_are_not_resent(
-    engine: Engine, vault: PhoneVault, rig: Rig, sandbox: SandboxGraph
-) -> None:
-    world = make_world(engine, vault, people=3)
+def _reserve(
+    engine: Engine, vault: PhoneVault, settings: Settings, *, worker: str, limit: int, mark: int
+) -> list[claim.Job]:
+    """Claim `limit` deliveries for `worker` and mark the first `mark` as about to be sent."""
     with session_scope(engine) as s:
         jobs, _ = claim.claim_batch(
             s,
-            worker_id="dead-worker",
+            worker_id=worker,
             now=NOW,
-            limit=2,
+            limit=limit,
             lease_seconds=30,
             vault=vault,
-            settings=rig.settings,
+            settings=settings,
         )
-    assert len(jobs) == 2
-    rig.clock.advance(10)  # lease still running: the live worker takes only the third
+    with session_scope(engine) as s:
+        marked = claim.start_sending(
+            s,
+            worker_id=worker,
+            delivery_ids=[j.delivery_id for j in jobs[:mark]],
+            now=NOW,
+            lease_seconds=30,
+        )
+    assert marked == {j.delivery_id for j in jobs[:mark]}
+    return jobs
+
+
+def test_a_dead_worker_costs_only_what_it_was_sending(
+    engine: Engine, vault: PhoneVault, rig: Rig, sandbox: SandboxGraph
+) -> None:
+    world = make_world(engine, vault, people=4)
+    # The dead worker reserved three and was about to send one of them when it died.
+    jobs = _reserve(engine, vault, rig.settings, worker="dead-worker", limit=3, mark=1)
+    assert sorted(world.states()) == ["queued", "queued", "queued", "sending"]
+    rig.clock.advance(10)  # its lease still runs: the live worker takes only the fourth
     assert rig.batches(1) == [1]
-    rig.clock.advance(30)
-    assert rig.batches(1) == [0]
-    assert sandbox.accepted == 1
-    assert sorted(world.states()) == ["accepted", "unknown", "unknown"]
+    rig.clock.advance(30)  # lapsed: the one it was sending is unknown, the rest is sent
+    assert rig.batches(1) == [2]
+    assert sandbox.accepted == 3
+    assert sandbox.stats()["max_per_callback"] == 1
+    states = {d.public_id: d.state for d in world.deliveries()}
+    assert states[jobs[0].public_id] == "unknown"
+    assert sorted(states.values()) == ["accepted", "accepted", "accepted", "unknown"]
     assert {d.error_class for d in world.deliveries() if d.state == "unknown"} == {"lease_expired"}
-    assert world.tallies() == {"scheduled": 3, "accepted": 1, "unknown": 2}
+    assert world.tallies() == {"scheduled": 4, "accepted": 3, "unknown": 1}
+
+
+def test_a_reservation_taken_over_is_never_sent_by_its_first_worker(
+    engine: Engine, vault: PhoneVault, settings: Settings, world: World
+) -> None:
+    jobs = _reserve(engine, vault, settings, worker="slow", limit=3, mark=0)
+    later = NOW + timedelta(seconds=31)
+    with session_scope(engine) as s:
+        taken, _ = claim.claim_batch(
+            s,
+            worker_id="fast",
+            now=later,
+            limit=3,
+            lease_seconds=30,
+            vault=vault,
+            settings=settings,
+        )
+    assert {j.delivery_id for j in taken} == {j.delivery_id for j in jobs}
+    with session_scope(engine) as s:
+        ids = [j.delivery_id for j in jobs]
+        assert (
+            claim.start_sending(s, worker_id="slow", delivery_ids=ids, now=later, lease_seconds=30)
+            == set()
+        )
+        lifecycle.release_reservations(s, worker_id="slow", ids=ids, now=later)
+    assert {d.claimed_by for d in world.deliveries()} == {"fast"}
+    assert world.states() == [DeliveryState.queued] * 3
 
 
 def test_outcome_of_a_lost_lease_is_not_recorded(
     engine: Engine, vault: PhoneVault, settings: Settings, world: World
 ) -> None:
-    with session_scope(engine) as s:
-        jobs, _ = claim.claim_batch(
-            s,
-            worker_id="slow",
-            now=NOW,
-            limit=10,
-            lease_seconds=30,
-            vault=vault,
-            settings=settings,
-        )
+    jobs = _reserve(engine, vault, settings, worker="slow", limit=10, mark=10)
     with session_scope(engine) as s:
         assert lifecycle.recover_expired_leases(s, now=NOW + timedelta(seconds=31)) == 3
     accepted = SendResult(SendOutcome.ACCEPTED, "accepted", wamid="wamid.late")
