@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from app import cli_support, schema_migrations
+from app.auth import commands as user_commands
 from app.auth import service as auth_service
 from app.auth.models import Role
 from app.auth.principal import cli_principal
@@ -44,6 +45,7 @@ cli.add_typer(sandbox_commands.app, name="sandbox")
 cli.command("worker")(outbox_commands.worker)
 cli.command("scheduler")(scheduler_commands.scheduler)
 cli.command("purge")(retention_commands.purge)
+cli.add_typer(user_commands.app, name="user")
 
 
 def _fail(exc: AppError) -> None:

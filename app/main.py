@@ -17,6 +17,7 @@ from app.dashboard.router import router as dashboard_router
 from app.db import make_engine
 from app.enrolment.router import router as enrolment_router
 from app.http import BodySizeLimit, error_body, install_error_handlers
+from app.http_headers import SecurityHeaders
 from app.messaging import runtime as messaging_runtime
 from app.messaging.runtime import Messenger
 from app.opds.router import router as opds_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         default=settings.max_json_body_bytes,
         limits={"/enrolments/import": settings.max_import_bytes},
     )
+    app.add_middleware(SecurityHeaders)
     # Outermost, so that Meta's many small POSTs skip the routing and middleware below.
     webhook_receiver.install(app)
     app.include_router(opds_router)

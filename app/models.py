@@ -1,7 +1,7 @@
 """Imports every table so that Alembic and the test suite see the whole schema."""
 
 from app.audit.models import AuditEvent
-from app.auth.models import ApiToken
+from app.auth.models import ApiToken, LoginThrottle, UserAccount, UserInvitation, UserSession
 from app.campaigns.models import Campaign, CampaignOpd, Round
 from app.enrolment.models import Enrolment, EnrolmentTally, Suppression
 from app.opds.models import Opd
@@ -20,9 +20,13 @@ __all__ = [
     "Enrolment",
     "EnrolmentTally",
     "InboundSeen",
+    "LoginThrottle",
     "MessageTemplate",
     "Opd",
     "PendingSignup",
     "Round",
     "Suppression",
+    "UserAccount",
+    "UserInvitation",
+    "UserSession",
 ]

@@ -1,4 +1,4 @@
-"""Who is acting: a token holder over the API, or an operator at the CLI."""
+"""Who is acting: a token holder over the API, a logged-in user, or an operator at the CLI."""
 
 from dataclasses import dataclass
 
@@ -14,6 +14,7 @@ class Principal:
     token_id: int | None = None
     opd_id: int | None = None
     opd_code: str | None = None
+    user_id: int | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -1,22 +1,31 @@
-"""Dashboard sessions: a signed cookie holding the token id (never the token) and a CSRF secret."""
+"""Page sessions over the server-side user sessions of `app.auth.sessions`.
 
-import hashlib
+The cookie holds a random key (HttpOnly, SameSite=Strict, Secure behind TLS and in production);
+the row behind it holds the user, the stage and the CSRF value of every form.
+"""
+
 import hmac
 import secrets
 from dataclasses import dataclass
 
 from fastapi import Request, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from app.auth.models import ApiToken, Role
+from app.auth import sessions as user_sessions
+from app.auth.models import Role, SessionStage
 from app.auth.principal import Principal
-from app.opds.models import Opd
+from app.config import Settings
 from app.security import PhoneVault
 
 COOKIE = "spi_session"
 PRE_LOGIN_COOKIE = "spi_login_csrf"
-MAX_AGE_SECONDS = 8 * 3600
+LOGIN_URL = "/dashboard/login"
+# Where each role lands after logging in: coordinators work in the console, the others here.
+LANDING_BY_ROLE = {
+    Role.coordinator: "/console",
+    Role.admin: "/dashboard",
+    Role.inspectorate: "/dashboard",
+}
 
 
 @dataclass(frozen=True)
@@ -25,52 +34,42 @@ class DashboardSession:
     csrf: str
 
 
-def _serializer(vault: PhoneVault) -> URLSafeTimedSerializer:
-    # Derived from the blind-index key so no extra secret has to be configured; a separate
-    # HMAC label keeps the two uses apart.
-    secret = hmac.new(vault.index_key, b"dashboard-session", hashlib.sha256).hexdigest()
-    return URLSafeTimedSerializer(secret, salt="spi-dashboard")
+def landing_url(role: Role) -> str:
+    """The first page after login for a role."""
+    return LANDING_BY_ROLE[role]
 
 
-def start(response: Response, *, vault: PhoneVault, token_id: int, secure: bool) -> None:
-    """Set the session cookie after a successful login."""
-    value = _serializer(vault).dumps({"t": token_id, "c": secrets.token_urlsafe(16)})
+def cookie_secure(request: Request, settings: Settings) -> bool:
+    """Secure cookies over HTTPS and always in production (TLS ends at the load balancer)."""
+    return request.url.scheme == "https" or settings.env == "production"
+
+
+def start(response: Response, *, key: str, secure: bool) -> None:
+    """Set the session cookie (the key of a server-side session) and drop the login CSRF one."""
+    max_age = int(user_sessions.ABSOLUTE_LIFETIME.total_seconds())
     response.set_cookie(
-        COOKIE, value, max_age=MAX_AGE_SECONDS, httponly=True, samesite="strict", secure=secure
+        COOKIE, key, max_age=max_age, httponly=True, samesite="strict", secure=secure, path="/"
     )
     response.delete_cookie(PRE_LOGIN_COOKIE)
 
 
 def end(response: Response) -> None:
-    """Forget the session."""
-    response.delete_cookie(COOKIE)
+    """Forget the cookie (the server-side row is ended by the caller)."""
+    response.delete_cookie(COOKIE, path="/")
+
+
+def active(request: Request, session: Session) -> user_sessions.ActiveSession | None:
+    """The live server-side session of the cookie, at whatever stage."""
+    return user_sessions.lookup(session, key=request.cookies.get(COOKIE))
 
 
 def read(request: Request, session: Session, *, vault: PhoneVault) -> DashboardSession | None:
-    """The logged-in session, if the cookie is valid and its token is still not revoked."""
-    raw = request.cookies.get(COOKIE)
-    if not raw:
+    """The logged-in session: fully authenticated, not logged out, revoked, idle or disabled."""
+    del vault  # kept in the signature for callers; sessions live in the database now
+    current = active(request, session)
+    if current is None or current.stage is not SessionStage.full:
         return None
-    try:
-        data = _serializer(vault).loads(raw, max_age=MAX_AGE_SECONDS)
-    except BadSignature:
-        return None
-    row = session.exec(
-        select(ApiToken, Opd)
-        .join(Opd, col(Opd.id) == col(ApiToken.opd_id), isouter=True)
-        .where(ApiToken.id == data.get("t"))
-    ).first()
-    if row is None or row[0].revoked_at is not None:
-        return None
-    token, opd = row
-    principal = Principal(
-        name=token.name,
-        role=Role(token.role),
-        token_id=token.id,
-        opd_id=token.opd_id,
-        opd_code=opd.code if opd else None,
-    )
-    return DashboardSession(principal=principal, csrf=str(data.get("c", "")))
+    return DashboardSession(principal=current.principal, csrf=current.row.csrf)
 
 
 def login_csrf(request: Request) -> str:

@@ -16,6 +16,7 @@ from app.enrolment.models import EnrolmentTally
 from app.opds.models import Opd
 from app.outbox.models import DeliveryTally
 from app.security import PhoneVault
+from tests.auth.helpers import add_user, fill_login
 from tests.dashboard.conftest import CHROMIUM_ARGS
 from tests.dashboard.test_login import login
 from tests.factories import add_campaign, add_enrolments, add_opd, add_template, add_token
@@ -118,14 +119,12 @@ def test_campaign_page_in_chromium_matches_api(
 
     admin = {"Authorization": f"Bearer {add_token(engine, Role.admin)}"}
     api = httpx.get(f"{live_server}/api/v1/stats/campaigns/{campaign_id}", headers=admin).json()
-    token = add_token(engine, Role.inspectorate, name="Inspektorat Kota")
+    who = add_user(engine, Role.inspectorate, name="Inspektorat Kota")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})
-            page.goto(f"{live_server}/dashboard/login")
-            page.fill("#token", token)
-            page.click("button[type=submit]")
+            fill_login(page, live_server, who)
             page.wait_for_url(f"{live_server}/dashboard")
             page.click(f"a[href='/dashboard/campaigns/{campaign_id}']")
             page.wait_for_selector("#per-opd")

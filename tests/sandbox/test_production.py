@@ -6,7 +6,6 @@ Outside production nothing changes: the embedded default needs no credentials an
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +26,7 @@ from app.sandbox.identity import (
 )
 from app.security import PhoneVault
 from app.webhook.security import sign
+from tests.auth.helpers import login_as_token_holder
 from tests.factories import add_opd, add_token, bearer, enrol_number
 from tests.webhook import payloads
 from tests.webhook.helpers import NUMBER, WA_ID, suppression
@@ -128,15 +128,8 @@ def test_with_the_flag_it_starts_and_warns(
 
 
 def _login(client: TestClient, token: str) -> None:
-    form = client.get("/dashboard/login").text
-    match = re.search(r'name="csrf" value="([^"]+)"', form)
-    assert match is not None
-    response = client.post(
-        "/dashboard/login",
-        data={"token": token, "csrf": match.group(1)},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
+    # The pages take people, not tokens: log in as a person like the token's holder.
+    login_as_token_holder(client, token)
 
 
 def test_every_html_page_shows_the_banner(
