@@ -134,25 +134,25 @@ def check_upload(
             yield raw
 
     report = ImportReport()
-    savepoint = session.begin_nested()
-    try:
-        import_enrolments(
-            session,
-            vault=vault,
-            actor=actor,
-            opd=opd,
-            rows=remember(iter_rows(stream, filename=filename)),
-            opts=replace(opts, all_or_nothing=False),
-            report=report,
-        )
-    except FileFormatError as exc:
-        raise UnreadableFile(str(exc)) from exc
-    finally:
-        if savepoint.is_active:
-            savepoint.rollback()
     result = CheckResult()
     ready: list[list[Any]] = []
     try:
+        savepoint = session.begin_nested()
+        try:
+            import_enrolments(
+                session,
+                vault=vault,
+                actor=actor,
+                opd=opd,
+                rows=remember(iter_rows(stream, filename=filename)),
+                opts=replace(opts, all_or_nothing=False),
+                report=report,
+            )
+        except FileFormatError as exc:
+            raise UnreadableFile(str(exc)) from exc
+        finally:
+            if savepoint.is_active:
+                savepoint.rollback()
         for row in report.iter_rows():
             result.total += 1
             if row["outcome"] == WILL_ENROL:

@@ -55,7 +55,13 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     """A console page with the header's viewer, CSRF value and the OPD's navigation."""
-    base: dict[str, Any] = {"viewer": None, "csrf": "", "role_label": "", "opd": opd}
+    base: dict[str, Any] = {
+        "viewer": None,
+        "csrf": "",
+        "role_label": "",
+        "opd": opd,
+        "local_day": lambda moment: service.local_day(moment, opd.timezone if opd else None),
+    }
     if current is not None:
         base |= {
             "viewer": current.principal,

@@ -5,7 +5,7 @@ a number is new, listed by another OPD, opted out or erased (docs/privacy.md, in
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -31,6 +31,13 @@ CONSENT_LABELS = {
     "digital_form": "formulir digital",
     "whatsapp": "WhatsApp (DAFTAR lalu YA)",
 }
+
+
+def local_day(moment: datetime, timezone: str | None) -> str:
+    """A stored moment as the OPD's own calendar day, written the Indonesian way (15/07/2026)."""
+    if moment.tzinfo is None:  # SQLite hands back naive UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(timezone or "Asia/Jakarta")).strftime("%d/%m/%Y")
 
 
 def resolve_opd(session: Session, *, viewer: Principal, code: str) -> Opd:
