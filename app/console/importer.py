@@ -5,10 +5,11 @@ limits, batches and outcomes. The check runs it inside a savepoint that is rolle
 check page shows exactly what the real import will do (invalid rows and "already on your list"),
 from the same code, and enrols nobody.
 
-The uploaded file is not kept. What the confirm step needs — the rows that will be enrolled, as
-written, and the problems found — goes back in the check page's form, compressed and encrypted
-under a key derived from the blind-index key (Fernet, so it is also authenticated), bound to the
-OPD and the person who checked it, and valid for 30 minutes. Nothing of the upload is stored on
+The uploaded file is not kept. What the confirm step needs — the rows as written, which the
+confirm step gives to the same importer again — goes back in the check page's form, compressed
+while the rows stream past (about 12 bytes a row) and encrypted under a key derived from the
+blind-index key (Fernet, so it is also authenticated), bound to the OPD and the person who
+checked it, and valid for 30 minutes. Nothing of the upload is stored on
 the server, several API replicas need no shared storage, and there is nothing to purge: an
 abandoned check simply expires. Confirming twice enrols nobody twice (the second time every row
 is "already on your list"), as with the API.
@@ -30,6 +31,7 @@ from app.auth.principal import Principal
 from app.console import messages
 from app.enrolment.importing import ImportOptions, ImportReport, import_enrolments
 from app.enrolment.rows import FileFormatError, RawRow, iter_rows
+from app.enrolment.schemas import ImportSummary
 from app.opds.models import Opd
 from app.security import PhoneVault
 
@@ -57,12 +59,9 @@ class CheckResult:
     total: int = 0
     ready: int = 0
     duplicate: int = 0
+    invalid: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     token: str = ""
-
-    @property
-    def invalid(self) -> int:
-        return sum(1 for p in self.problems if p.outcome == "invalid")
 
 
 @dataclass
@@ -81,38 +80,69 @@ def _fernet(vault: PhoneVault) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
+class _Sealer:
+    """JSON lines compressed as they come: a header line, then one line per item."""
+
+    def __init__(self, purpose: str, opd: Opd, actor: Principal, **header: Any) -> None:
+        self._zip = zlib.compressobj(6)
+        self._chunks: list[bytes] = []
+        self.add({"p": purpose, "o": opd.code, "a": _actor_key(actor), **header})
+
+    def add(self, item: object) -> None:
+        self._chunks.append(self._zip.compress(json.dumps(item).encode() + b"\n"))
+
+    def seal(self, vault: PhoneVault) -> str:
+        self._chunks.append(self._zip.flush())
+        return _fernet(vault).encrypt(b"".join(self._chunks)).decode()
+
+
 def _actor_key(actor: Principal) -> str:
     return f"{actor.token_id}:{actor.name}"
 
 
-def seal(vault: PhoneVault, payload: dict[str, Any]) -> str:
-    """Compress and encrypt a payload for a hidden form field."""
-    raw = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
-    return _fernet(vault).encrypt(raw).decode()
-
-
-def unseal(vault: PhoneVault, token: str, *, purpose: str, opd: Opd, actor: Principal) -> Any:
-    """The payload of a token made for this purpose, OPD and person within its lifetime."""
+def unseal(
+    vault: PhoneVault, token: str, *, purpose: str, opd: Opd, actor: Principal
+) -> tuple[dict[str, Any], Iterator[Any]]:
+    """The header and items of a token made for this purpose, OPD and person, if still valid."""
     try:
-        raw = _fernet(vault).decrypt(token.encode(), ttl=TOKEN_TTL_SECONDS)
-        payload = json.loads(zlib.decompress(raw))
+        lines = zlib.decompress(_fernet(vault).decrypt(token.encode(), ttl=TOKEN_TTL_SECONDS))
+        first, _, rest = lines.partition(b"\n")
+        header = json.loads(first)
     except (InvalidToken, ValueError, zlib.error) as exc:
         raise TokenRefused from exc
-    if (payload.get("p"), payload.get("o"), payload.get("a")) != (
+    if (header.get("p"), header.get("o"), header.get("a")) != (
         purpose,
         opd.code,
         _actor_key(actor),
     ):
         raise TokenRefused
-    return payload
+    return header, (json.loads(line) for line in rest.splitlines())
 
 
 def _problem(row: dict[str, Any]) -> RowProblem:
     reason = str(row["reason"] or "")
     text = messages.reason_text(reason) if row["outcome"] == "invalid" else ""
     return RowProblem(
-        int(row["row"]), str(row["outcome"]), text or messages.text_for(str(row["outcome"]))
+        int(str(row["row"])), str(row["outcome"]), text or messages.text_for(str(row["outcome"]))
     )
+
+
+def _run(
+    session: Session,
+    *,
+    vault: PhoneVault,
+    actor: Principal,
+    opd: Opd,
+    rows: Iterable[RawRow],
+    opts: ImportOptions,
+    report: ImportReport,
+) -> ImportSummary:
+    try:
+        return import_enrolments(
+            session, vault=vault, actor=actor, opd=opd, rows=rows, opts=opts, report=report
+        )
+    except FileFormatError as exc:
+        raise UnreadableFile(str(exc)) from exc
 
 
 def check_upload(
@@ -126,20 +156,21 @@ def check_upload(
     opts: ImportOptions,
 ) -> CheckResult:
     """Every row's outcome if the file were imported now; enrols nobody."""
-    written: dict[int, RawRow] = {}
+    sealer = _Sealer(
+        "confirm", opd, actor, aon=opts.all_or_nothing, default=opts.default_consent_method
+    )
 
     def remember(rows: Iterable[RawRow]) -> Iterator[RawRow]:
         for raw in rows:
-            written[raw.row_number] = raw
+            sealer.add([raw.row_number, raw.phone, raw.label, raw.consent_method, raw.consent_date])
             yield raw
 
     report = ImportReport()
     result = CheckResult()
-    ready: list[list[Any]] = []
     try:
         savepoint = session.begin_nested()
         try:
-            import_enrolments(
+            summary = _run(
                 session,
                 vault=vault,
                 actor=actor,
@@ -148,37 +179,15 @@ def check_upload(
                 opts=replace(opts, all_or_nothing=False),
                 report=report,
             )
-        except FileFormatError as exc:
-            raise UnreadableFile(str(exc)) from exc
         finally:
             if savepoint.is_active:
                 savepoint.rollback()
-        for row in report.iter_rows():
-            result.total += 1
-            if row["outcome"] == WILL_ENROL:
-                raw = written[int(str(row["row"]))]
-                ready.append(
-                    [raw.row_number, raw.phone, raw.label, raw.consent_method, raw.consent_date]
-                )
-            else:
-                result.problems.append(_problem(row))
+        result.problems = [_problem(r) for r in report.iter_rows() if r["outcome"] != WILL_ENROL]
     finally:
         report.close()
-    written.clear()
-    result.ready = len(ready)
-    result.duplicate = result.total - result.ready - result.invalid
-    result.token = seal(
-        vault,
-        {
-            "p": "confirm",
-            "o": opd.code,
-            "a": _actor_key(actor),
-            "aon": opts.all_or_nothing,
-            "default": opts.default_consent_method,
-            "rows": ready,
-            "problems": [[p.row, p.outcome, p.text] for p in result.problems],
-        },
-    )
+    result.total, result.ready = summary.total_rows, summary.enrolled
+    result.duplicate, result.invalid = summary.duplicate, summary.invalid
+    result.token = sealer.seal(vault)
     return result
 
 
@@ -191,50 +200,47 @@ def confirm_import(
     token: str,
     opts: ImportOptions,
 ) -> ImportResult:
-    """Enrol the rows a check found ready (none, all or nothing with any problem)."""
-    payload = unseal(vault, token, purpose="confirm", opd=opd, actor=actor)
-    checked = [RowProblem(int(r), str(o), str(t)) for r, o, t in payload["problems"]]
-    invalid = sum(1 for p in checked if p.outcome == "invalid")
+    """Import the checked rows again, for real: the same outcomes the check page showed."""
+    header, items = unseal(vault, token, purpose="confirm", opd=opd, actor=actor)
     opts = replace(
-        opts, all_or_nothing=bool(payload["aon"]), default_consent_method=payload["default"]
+        opts, all_or_nothing=bool(header["aon"]), default_consent_method=header["default"]
     )
-    rows: list[RawRow] = []
-    if not (opts.all_or_nothing and invalid):
-        rows = [RawRow(*r) for r in payload["rows"]]
     report = ImportReport()
+    sealer = _Sealer("report", opd, actor)
     try:
-        summary = import_enrolments(
-            session, vault=vault, actor=actor, opd=opd, rows=rows, opts=opts, report=report
+        summary = _run(
+            session,
+            vault=vault,
+            actor=actor,
+            opd=opd,
+            rows=(RawRow(*item) for item in items),
+            opts=opts,
+            report=report,
         )
-        found = [_problem(r) for r in report.iter_rows() if r["outcome"] != WILL_ENROL]
+        problems = []
+        for row in report.iter_rows():
+            outcome = str(row["outcome"])
+            if outcome == WILL_ENROL or outcome == "not_applied":
+                sealer.add([row["row"], outcome, messages.text_for(outcome)])
+                continue
+            problem = _problem(row)
+            problems.append(problem)
+            sealer.add([problem.row, problem.outcome, problem.text])
     finally:
         report.close()
-    problems = sorted(checked + found, key=lambda p: p.row)
-    skipped = opts.all_or_nothing and invalid > 0
-    by_row = {p.row: p for p in found}
-    lines: list[tuple[int, str, str]] = [(p.row, p.outcome, p.text) for p in checked]
-    for r in payload["rows"]:
-        if r[0] in by_row and not skipped:
-            lines.append((r[0], by_row[r[0]].outcome, by_row[r[0]].text))
-            continue
-        outcome = "not_applied" if skipped else WILL_ENROL
-        lines.append((r[0], outcome, messages.text_for(outcome)))
-    lines.sort(key=lambda line: line[0])
     return ImportResult(
         enrolled=summary.enrolled,
-        duplicate=sum(1 for p in problems if p.outcome == "duplicate"),
-        invalid=invalid,
-        not_applied=len(payload["rows"]) if skipped else 0,
+        duplicate=summary.duplicate,
+        invalid=summary.invalid,
+        not_applied=summary.not_applied,
         problems=problems,
-        report_token=seal(
-            vault, {"p": "report", "o": opd.code, "a": _actor_key(actor), "rows": lines}
-        ),
+        report_token=sealer.seal(vault),
     )
 
 
 def report_rows(
     vault: PhoneVault, token: str, *, opd: Opd, actor: Principal
-) -> list[tuple[int, str, str]]:
+) -> Iterator[tuple[int, str, str]]:
     """The rows of a finished import's report: row number, outcome, reason (no numbers)."""
-    payload = unseal(vault, token, purpose="report", opd=opd, actor=actor)
-    return [(int(r), str(o), str(t)) for r, o, t in payload["rows"]]
+    _, items = unseal(vault, token, purpose="report", opd=opd, actor=actor)
+    return ((int(r), str(o), str(t)) for r, o, t in items)

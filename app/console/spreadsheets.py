@@ -86,14 +86,19 @@ def template_xlsx() -> bytes:
     return buffer.getvalue()
 
 
-def report_csv(rows: Iterable[tuple[int, str, str]]) -> Iterator[bytes]:
-    """An import's report for Excel (UTF-8 with BOM, ';' as Indonesian Excel expects)."""
+def report_csv(rows: Iterable[tuple[int, str, str]], *, chunk: int = 1000) -> Iterator[bytes]:
+    """An import's report for Excel (UTF-8 with BOM, ';' as Indonesian Excel expects).
+
+    Written in chunks of rows: one chunk per row made a 20,000-row report take seconds.
+    """
     out = io.StringIO()
+    out.write("\ufeff")
     writer = csv.writer(out, delimiter=";")
     writer.writerow(["Baris", "Hasil", "Keterangan"])
-    yield ("\ufeff" + out.getvalue()).encode()
-    for row, outcome, text in rows:
-        out.seek(0)
-        out.truncate()
+    for n, (row, outcome, text) in enumerate(rows, start=1):
         writer.writerow([row, OUTCOME_LABELS.get(outcome, outcome), text])
-        yield out.getvalue().encode()
+        if n % chunk == 0:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode()
