@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr = SecretStr("")
     # A replacement for app/webhook/replies_id.yaml (every key must be present).
     webhook_replies_file: Path | None = None
+    # The business number people message (digits, country code first, e.g. 6281100000000): the
+    # console's self-enrolment poster links to wa.me/<number>. Meta's phone-number id is not it.
+    whatsapp_display_number: str = ""
 
     @property
     def resolved_database_url(self) -> str:

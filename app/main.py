@@ -13,6 +13,7 @@ from app import schema_migrations
 from app.audit.router import router as audit_router
 from app.campaigns.router import router as campaigns_router
 from app.config import Settings, get_settings
+from app.console.router import router as console_router
 from app.dashboard.router import router as dashboard_router
 from app.db import make_engine
 from app.enrolment.router import router as enrolment_router
@@ -88,7 +89,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(
         BodySizeLimit,
         default=settings.max_json_body_bytes,
-        limits={"/enrolments/import": settings.max_import_bytes},
+        limits={
+            "/enrolments/import": settings.max_import_bytes,
+            # The console's upload (plus its form fields) and the confirm/report forms carrying
+            # the check's encrypted rows; the console refuses an oversized file itself, in words.
+            "/impor/periksa": settings.max_import_bytes + 64 * 1024,
+            "/impor/konfirmasi": settings.max_import_bytes,
+            "/impor/laporan": settings.max_import_bytes,
+        },
     )
     app.add_middleware(SecurityHeaders)
     # Outermost, so that Meta's many small POSTs skip the routing and middleware below.
@@ -102,6 +110,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(dashboard_router)
     app.include_router(stats_router)
     app.include_router(metrics_router)
+    app.include_router(console_router)
     app.state.sandbox = None
     if sandbox_identity.sandbox_active(settings):
         # Imported only without Meta credentials: a production process never loads the fake

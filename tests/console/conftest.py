@@ -1,0 +1,33 @@
+"""Console helpers: log in through the dashboard's form, read the CSRF value of a page."""
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from app.auth.models import Role
+
+# The live server and Chromium of the dashboard's browser tests.
+from tests.dashboard.conftest import chromium_path, live_server, screenshot_dir  # noqa: F401
+from tests.factories import add_token
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF value of a page's forms."""
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "form has no CSRF field"
+    return match.group(1)
+
+
+def login(client: TestClient, engine: Engine, role: Role, opd_code: str | None = None) -> str:
+    """A fresh session for a new token of this role; returns the pages' CSRF value."""
+    client.cookies.clear()
+    token = add_token(engine, role, opd_code, name=f"Koordinator {opd_code or role.value}")
+    form = client.get("/dashboard/login")
+    response = client.post(
+        "/dashboard/login",
+        data={"token": token, "csrf": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return csrf_of(client.get("/dashboard").text)
