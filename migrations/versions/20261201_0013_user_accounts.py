@@ -19,7 +19,7 @@ from alembic import op
 import app.db
 
 revision: str = "0013"
-down_revision: str | None = "0008"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
