@@ -39,6 +39,20 @@ TEXTS: dict[str, str] = {
     "invalid": "Ada isian yang tidak valid.",
     "not_found": "Data yang dicari tidak ada.",
     "conflict": "Permintaan bertentangan dengan data yang sudah ada.",
+    # app.auth: user accounts and invitations.
+    "invalid_username": (
+        "Nama pengguna hanya boleh huruf kecil, angka, titik, garis bawah atau tanda hubung."
+    ),
+    "invitation_invalid": (
+        "Undangan ini tidak berlaku lagi: sudah dipakai, kedaluwarsa, atau dibatalkan."
+    ),
+    "password_has_username": "Kata sandi tidak boleh memuat nama pengguna.",
+    "password_too_long": "Kata sandi terlalu panjang.",
+    "password_too_short": "Kata sandi terlalu pendek.",
+    "self_disable": "Anda tidak dapat menonaktifkan akun sendiri.",
+    "user_not_found": "Pengguna tidak ditemukan.",
+    "user_not_pending": "Akun ini sudah aktif atau dinonaktifkan.",
+    "username_taken": "Nama pengguna ini sudah dipakai.",
     "forbidden": "Anda tidak berwenang membuka halaman ini.",
     "unauthorized": "Silakan masuk terlebih dahulu.",
     "too_large": "Berkas terlalu besar.",

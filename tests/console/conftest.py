@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.auth.models import Role
+from tests.auth.helpers import login_as_token_holder
 
 # The live server and Chromium of the dashboard's browser tests.
 from tests.dashboard.conftest import chromium_path, live_server, screenshot_dir  # noqa: F401
@@ -23,11 +24,4 @@ def login(client: TestClient, engine: Engine, role: Role, opd_code: str | None =
     """A fresh session for a new token of this role; returns the pages' CSRF value."""
     client.cookies.clear()
     token = add_token(engine, role, opd_code, name=f"Koordinator {opd_code or role.value}")
-    form = client.get("/dashboard/login")
-    response = client.post(
-        "/dashboard/login",
-        data={"token": token, "csrf": csrf_of(form.text)},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return csrf_of(client.get("/dashboard").text)
+    return login_as_token_holder(client, token)

@@ -19,9 +19,10 @@ from sqlalchemy import Engine
 
 from app.auth.models import Role
 from app.security import PhoneVault
+from tests.auth.helpers import add_user, fill_login
 from tests.axe import assert_accessible
 from tests.dashboard.conftest import CHROMIUM_ARGS
-from tests.factories import add_opd, add_token, enrol_number
+from tests.factories import add_opd, enrol_number
 
 pytestmark = pytest.mark.browser
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
@@ -42,7 +43,7 @@ def browser_page(
     add_opd(engine, "DINKES", "Dinas Kesehatan")
     add_opd(engine, "BAPPEDA", "Badan Perencanaan Pembangunan Daerah")
     api.state.settings.whatsapp_display_number = "6281100000000"
-    token = add_token(engine, Role.coordinator, "DINKES", name="Koordinator Dinkes")
+    who = add_user(engine, Role.coordinator, "DINKES", name="Koordinator Dinkes")
     w, h = WIDTHS[width]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
@@ -56,9 +57,8 @@ def browser_page(
             page.on("response", lambda r: _note_missing(page, r))
             page.goto(f"{live_server}/console")
             assert page.url.endswith("/dashboard/login")
-            page.fill("#token", token)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{live_server}/dashboard")
+            fill_login(page, live_server, who)
+            page.wait_for_url(f"{live_server}/console**")
             page.goto(f"{live_server}/console")
             assert page.url.endswith("/console/opd/DINKES")
             yield page
@@ -116,10 +116,14 @@ def test_a_form_is_usable_by_keyboard_alone(browser_page: Any) -> None:
     page = browser_page
     page.focus("#cari-nomor")
     page.keyboard.type("081234567890")
-    page.keyboard.press("Enter")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_load_state("load")
     assert "tidak ada di daftar OPD Anda" in page.inner_text("main")
     page.keyboard.press("Tab")  # the skip link comes first
-    assert page.evaluate("() => document.activeElement.textContent") == "Langsung ke isi"
+    assert page.evaluate("() => document.activeElement.textContent") == "Langsung ke isi", (
+        page.evaluate("() => document.activeElement.outerHTML + location.href")
+    )
 
 
 def test_template_upload_check_confirm_and_report(
