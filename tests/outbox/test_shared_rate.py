@@ -9,9 +9,6 @@ from app.config import get_settings
 from app.db import session_scope
 from app.outbox import sending_rate
 
-RATE = 100.0
-SECONDS = 5.0
-
 
 def test_the_rate_is_the_lower_of_the_numbers_level_and_the_operators() -> None:
     def rate(level: float, operator: float) -> float:
@@ -41,13 +38,3 @@ def test_reserved_slots_never_overlap(engine: Engine) -> None:
     assert ends[2] - ends[1] == pytest.approx(0.1, abs=0.02)
     with session_scope(engine) as s:  # another number has its own slots
         assert sending_rate.reserve_slots(s, sender="n2", count=10, rate=100.0) <= 0.1
-
-
-def _max_in_one_second(samples: list[tuple[float, int]]) -> int:
-    """The most requests seen between two samples at most one second apart."""
-    most, first = 0, 0
-    for t, count in samples:
-        while t - samples[first][0] > 1.0:
-            first += 1
-        most = max(most, count - samples[first][1])
-    return most
