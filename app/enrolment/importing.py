@@ -18,6 +18,7 @@ from app.audit import service as audit_service
 from app.auth.principal import Principal
 from app.config import Settings
 from app.db import copy_rows, utcnow
+from app.enrolment import reasons
 from app.enrolment import service as enrolment_service
 from app.enrolment.models import Enrolment, EnrolmentStatus
 from app.enrolment.phones import InvalidPhone, mask_phone, normalise_phone
@@ -51,13 +52,17 @@ class ImportReport:
             self._spool.write(json.dumps([row, outcome, reason]).encode() + b"\n")
 
     def iter_rows(self) -> Iterator[dict[str, object]]:
-        """Each row's outcome, in file order; rows of an import that was not applied say so."""
+        """Each row's outcome, in file order; rows of an import that was not applied say so.
+
+        A row that was not enrolled carries a machine `code` and its `reason` in Indonesian.
+        """
         self._spool.seek(0)
         for line in self._spool:
             row, outcome, reason = json.loads(line)
             if outcome == ENROLLED and not self.summary.applied:
-                outcome, reason = "not_applied", "valid, but nothing was enrolled (all_or_nothing)"
-            yield {"row": row, "outcome": outcome, "reason": reason}
+                outcome, reason = "not_applied", "not_applied"
+            code, text = reasons.describe(outcome, reason)
+            yield {"row": row, "outcome": outcome, "code": code, "reason": text}
 
     def iter_json(self, head: dict[str, object] | None = None) -> Iterator[bytes]:
         """The report as one JSON document, produced piece by piece."""
@@ -175,7 +180,7 @@ def import_enrolments(
     assert opd.id is not None
     if opts.default_consent_method not in (None, "paper_form", "digital_form"):
         # A file may never claim WhatsApp consent (only the webhook's YA reply records it).
-        raise Invalid("the default consent method must be paper_form or digital_form")
+        raise Invalid("metode persetujuan bawaan harus paper_form atau digital_form")
     tz = ZoneInfo(opd.timezone)
     now = utcnow()
     outer = session.begin_nested()

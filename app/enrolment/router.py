@@ -122,8 +122,8 @@ def import_enrolments_file(
         status_code = 422
         head["error"] = {
             "code": "import_rejected",
-            "message": f"{summary.invalid} bad rows; nothing was enrolled "
-            "because all_or_nothing was set",
+            "message": f"{summary.invalid} baris bermasalah; tidak ada yang didaftarkan "
+            "karena all_or_nothing dipilih",
         }
 
     def body() -> Iterator[bytes]:
