@@ -39,7 +39,9 @@ def _describe(errors: list[Any]) -> tuple[str, list[dict[str, str]]]:
     for err in errors:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         # pydantic echoes the rejected input; it may be a phone number, so it is never returned.
-        details.append({"field": loc, "problem": str(err.get("msg", "invalid"))})
+        # A validator's own sentence (e.g. a label's, in Indonesian) without pydantic's prefix.
+        problem = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        details.append({"field": loc, "problem": problem})
     first = details[0] if details else {"field": "", "problem": "invalid request"}
     return f"{first['field']}: {first['problem']}".strip(": "), details
 

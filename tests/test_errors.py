@@ -48,6 +48,22 @@ def test_validation_error_names_field_and_hides_input(client: TestClient, engine
     assert "081234567890" not in response.text
 
 
+def test_a_validators_own_sentence_is_kept_without_prefix(
+    client: TestClient, engine: Engine
+) -> None:
+    add_opd(engine, "DINKES")
+    response = client.post(
+        "/api/v1/opds/DINKES/enrolments",
+        json={"phone": "081234567890", "label": "x" * 81, "consent": {"method": "paper_form"}},
+        headers=bearer(add_token(engine, Role.admin)),
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["details"] == [
+        {"field": "label", "problem": "label lebih panjang dari 80 karakter"}
+    ]
+
+
 def test_unknown_route_is_json_404(client: TestClient) -> None:
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404
