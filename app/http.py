@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
@@ -12,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import AppError
+from app.errors import AppError, Invalid
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,35 @@ def allowed_methods(app: FastAPI, path: str) -> set[str]:
         if re.fullmatch(pattern, path):
             methods |= {m.upper() for m in operations}
     return methods
+
+
+# A JSON string's NUL is always written as the escape \u0000 (an even run of backslashes before
+# it escapes only themselves).
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse text holding the NUL character (422), in the path, the query or a JSON body.
+
+    No name, label or template holds one; PostgreSQL cannot store or compare it (a 500), while
+    SQLite would store it: refused at the edge, both databases answer alike.
+    """
+    # Only the parameters the route reads: an ignored one cannot reach the database.
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    declared = _query_names(dependant) if dependant is not None else set()
+    queried = [v for k, v in request.query_params.multi_items() if k in declared]
+    if any("\x00" in str(value) for value in [*request.path_params.values(), *queried]):
+        raise Invalid("text must not contain the NUL character")
+    is_json = request.headers.get("content-type", "").startswith("application/json")
+    if is_json and _ESCAPED_NUL.search(await request.body()):
+        raise Invalid("text must not contain the NUL character")
 
 
 def too_large_message(limit: int) -> str:

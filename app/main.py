@@ -5,7 +5,7 @@ import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
@@ -17,7 +17,7 @@ from app.console.router import router as console_router
 from app.dashboard.router import router as dashboard_router
 from app.db import make_engine
 from app.enrolment.router import router as enrolment_router
-from app.http import BodySizeLimit, error_body, install_error_handlers
+from app.http import BodySizeLimit, error_body, install_error_handlers, refuse_nul
 from app.http_headers import SecurityHeaders
 from app.messaging import runtime as messaging_runtime
 from app.messaging.runtime import Messenger
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.settings = settings
     app.state.engine = engine
