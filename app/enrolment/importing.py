@@ -60,7 +60,7 @@ class ImportReport:
         for line in self._spool:
             row, outcome, reason = json.loads(line)
             if outcome == ENROLLED and not self.summary.applied:
-                outcome, reason = "not_applied", "not_applied"
+                outcome = "not_applied"
             code, text = reasons.describe(outcome, reason)
             yield {"row": row, "outcome": outcome, "code": code, "reason": text}
 

@@ -83,9 +83,12 @@ def reason_text(reason: str) -> str:
 
 
 def describe(outcome: str, reason: str | None) -> tuple[str | None, str | None]:
-    """A report row's (code, Indonesian reason); (None, None) for an enrolled row."""
-    if reason is None:
-        return None, None
+    """A report row's (code, Indonesian reason); (None, None) for an enrolled row.
+
+    A valid row of an import that was not applied (all_or_nothing) is `not_applied`.
+    """
     if outcome == "not_applied":
         return outcome, ROW_TEXTS[outcome]
+    if reason is None:
+        return None, None
     return reason_code(reason), reason_text(reason)

@@ -553,6 +553,9 @@ def test_all_or_nothing_with_one_bad_row_enrols_nothing(
         (5, "invalid"),
         (6, "not_applied"),
     ]
+    assert codes(body)[2] == "not_applied"
+    assert "tidak ada yang didaftarkan" in (reasons(body)[2] or "")
+    assert "tidak ada yang didaftarkan" in body["error"]["message"]
     assert active_count(engine) == 0
 
     # The same rows without the bad one go through, so nothing was left half-inserted.
