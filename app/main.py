@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
-from app import api_docs, schema_migrations
+from app import openapi_errors, schema_migrations
 from app.audit.router import router as audit_router
 from app.campaigns.router import router as campaigns_router
 from app.config import Settings, get_settings
@@ -142,5 +142,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             )
         return JSONResponse({"status": "ready", "revision": current})
 
-    api_docs.install(app)
+    openapi_errors.install(app)
     return app

@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.api_docs import ERROR_SCHEMA_REF, LOCAL_TIME_PATTERN
+from app.openapi_errors import ERROR_SCHEMA_REF, LOCAL_TIME_PATTERN
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
