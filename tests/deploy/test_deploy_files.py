@@ -150,13 +150,15 @@ def test_serve_services_are_checked_on_readiness_at_their_port(api: FastAPI) -> 
         probe = " ".join(health["test"])
         port = environment(service)["SPI_PORT"]
         assert f"http://127.0.0.1:{port}{READY_PATH}" in probe, name
-        assert health["start_period"] and health["retries"] >= 1
+        assert health["start_period"]
+        assert health["retries"] >= 1
 
 
 def test_every_service_has_resource_limits_and_postgres_a_health_check() -> None:
     for name, service in services().items():
         limits = service["deploy"]["resources"]["limits"]
-        assert float(limits["cpus"]) > 0 and limits["memory"].endswith(("M", "G")), name
+        assert float(limits["cpus"]) > 0, name
+        assert limits["memory"].endswith(("M", "G")), name
     assert "pg_isready" in services()["postgres"]["healthcheck"]["test"]
     declared = set(compose()["volumes"])
     used = {
