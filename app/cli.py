@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from app import cli_support, schema_migrations
@@ -76,8 +77,12 @@ def serve(
     schema_migrations.upgrade_to_head(settings.resolved_database_url)
     if not settings.whatsapp_access_token.get_secret_value():
         # Embedded default: the sandbox stands in for Meta, so give it the neutral seed templates.
-        with cli_session(settings) as session:
-            added = templates_service.ensure_seed_templates(session, actor=cli_principal())
+        try:
+            with cli_session(settings) as session:
+                added = templates_service.ensure_seed_templates(session, actor=cli_principal())
+        except IntegrityError:
+            # Another `serve` starting at the same moment on this database seeded them first.
+            added = 0
         if added:
             logging.getLogger(__name__).info("templates.seeded count=%d", added)
     app = create_app(settings)

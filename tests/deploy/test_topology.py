@@ -77,7 +77,8 @@ class Serve:
         raise AssertionError(f"{self.name}: no spi_scheduler_leader")
 
     def tail(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
 
     def kill(self) -> None:
@@ -215,10 +216,12 @@ def test_the_production_shape_starts_together_sends_once_and_fails_over(
             # SIGTERM everything: each process exits cleanly, nothing is left in flight.
             assert [w.terminate() for w in workers] == [0, 0]
             workers = []
-            codes = {s.name: s.terminate() for s in serves if s is not leader}
-            assert codes == {s.name: 0 for s in serves if s is not leader}, [
-                s.tail() for s in serves
-            ]
+            # uvicorn re-raises SIGTERM after a graceful shutdown (systemd counts that as clean).
+            for serve in serves:
+                if serve is leader:
+                    continue
+                assert serve.terminate() in (0, -signal.SIGTERM), serve.tail()
+                assert "Application shutdown complete" in serve.tail(), serve.tail()
             assert sandbox.stats()["accepted"] == PEOPLE  # nothing sent twice afterwards
         states = _states(settings)
         assert states.get(DeliveryState.sending, 0) == 0
