@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -349,3 +350,27 @@ def test_dashboard_panels_use_only_served_metrics(
 def test_the_paused_alert_reads_the_campaign_state_the_code_has() -> None:
     (rule,) = [r for r in alert_rules() if r["alert"] == "SpiCampaignPaused"]
     assert f'state="{CampaignState.paused.value}"' in rule["expr"]
+
+
+# --- the operator guide -----------------------------------------------------------------------
+
+
+def guide_commands() -> list[list[str]]:
+    """Every `spi-reminder …` command line of docs/operations.md, continuation lines joined."""
+    text = (ROOT / "docs" / "operations.md").read_text().replace("\\\n", " ")
+    found = []
+    for match in re.finditer(r"spi-reminder ([^`\n]+)", text):
+        words = shlex.split(match.group(1).rstrip(").,"))
+        found.append(words)
+    return found
+
+
+def test_every_command_in_the_operator_guide_exists_with_its_options() -> None:
+    commands = guide_commands()
+    assert len(commands) >= 8
+    for words in commands:
+        command = subcommand(words)
+        known = {opt for param in command.params for opt in param.opts}
+        for word in words:
+            if word.startswith("--"):
+                assert word.split("=", 1)[0] in known, f"`spi-reminder {' '.join(words)}`"
