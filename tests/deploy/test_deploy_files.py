@@ -75,7 +75,7 @@ def assert_is_setting(variable: str, value: str | None = None) -> None:
     if value is None or "${" in value or value == "":
         return
     try:
-        Settings(_env_file=None, **{name: value})  # type: ignore[call-arg]
+        Settings.model_validate({name: value})
     except ValidationError as exc:  # pragma: no cover - the message is the point
         pytest.fail(f"{variable}={value!r} is refused by Settings: {exc}")
 

@@ -109,7 +109,7 @@ def empty_database() -> Iterator[str]:
 def _settings(url: str, tmp: Path) -> Settings:
     keys = KeyMaterial((Fernet.generate_key().decode(),), secrets.token_bytes(32).hex().encode())
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=url,
         data_dir=tmp / "data",
         encryption_keys=keys.encryption_keys[0],
