@@ -347,6 +347,19 @@ def test_dashboard_panels_use_only_served_metrics(
         check_expr(expr, exposed)
 
 
+DATABASE_FIGURES = ("spi_outbox_depth", "spi_campaigns", "spi_delivery_outcomes_total")
+
+
+def test_database_figures_are_never_summed_over_replicas() -> None:
+    # Every `serve` reports the same database figures: a sum would count them once per replica.
+    exprs = [r["expr"] for r in alert_rules()] + list(dashboard_exprs())
+    for expr in exprs:
+        for name in DATABASE_FIGURES:
+            if name in expr:
+                assert not re.search(r"\bsum\b", expr), expr
+                assert re.search(r"\b(max|min)\b", expr), expr
+
+
 def test_the_paused_alert_reads_the_campaign_state_the_code_has() -> None:
     (rule,) = [r for r in alert_rules() if r["alert"] == "SpiCampaignPaused"]
     assert f'state="{CampaignState.paused.value}"' in rule["expr"]
