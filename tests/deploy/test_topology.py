@@ -9,7 +9,6 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,7 +22,6 @@ from app.config import Settings
 from app.db import make_engine, session_scope
 from app.outbox.models import Delivery, DeliveryState
 from app.security import KeyMaterial, PhoneVault
-from tests.conftest import _create_pg_database, _drop_pg_database
 from tests.outbox.conftest import make_world
 from tests.outbox.processes import (
     BIN,
@@ -96,16 +94,6 @@ class Serve:
             self._log.close()
 
 
-@pytest.fixture
-def empty_database() -> Iterator[str]:
-    """A PostgreSQL database nobody has migrated yet."""
-    url = _create_pg_database()
-    try:
-        yield url
-    finally:
-        _drop_pg_database(url)
-
-
 def _settings(url: str, tmp: Path) -> Settings:
     keys = KeyMaterial((Fernet.generate_key().decode(),), secrets.token_bytes(32).hex().encode())
     return Settings(
@@ -145,9 +133,9 @@ def _states(settings: Settings) -> dict[str, int]:
 
 
 def test_the_production_shape_starts_together_sends_once_and_fails_over(
-    empty_database: str, tmp_path: Path
+    empty_postgres: str, tmp_path: Path
 ) -> None:
-    settings = _settings(empty_database, tmp_path)
+    settings = _settings(empty_postgres, tmp_path)
     serves: list[Serve] = []
     workers: list[WorkerProcess] = []
     log = (tmp_path / "workers.log").open("wb")
