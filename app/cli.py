@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from sqlalchemy import update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col, select
 
 from app import cli_support, schema_migrations
@@ -95,8 +95,12 @@ def serve(
     cli_support.migrate_database(settings)
     if not settings.whatsapp_access_token.get_secret_value():
         # Embedded default: the sandbox stands in for Meta, so give it the neutral seed templates.
-        with cli_session(settings) as session:
-            added = templates_service.ensure_seed_templates(session, actor=cli_principal())
+        try:
+            with cli_session(settings) as session:
+                added = templates_service.ensure_seed_templates(session, actor=cli_principal())
+        except IntegrityError:
+            # Another `serve` starting at the same moment on this database seeded them first.
+            added = 0
         if added:
             logging.getLogger(__name__).info("templates.seeded count=%d", added)
     app = create_app(settings)

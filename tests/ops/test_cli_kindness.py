@@ -5,12 +5,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-from tests.conftest import _create_pg_database, _drop_pg_database
 
 CLI = str(Path(sys.executable).parent / "spi-reminder")
 
@@ -45,15 +40,6 @@ def test_an_unmigrated_sqlite_file_is_named_with_the_fix(tmp_path: Path) -> None
     sqlite3.connect(data / "pengingat-spi.db").close()
     result = run_cli("opd", "list", cwd=tmp_path, SPI_DATA_DIR=str(data))
     assert_one_kind_line(result, "belum dimigrasi", "kosong", "spi-reminder migrate")
-
-
-@pytest.fixture
-def empty_postgres() -> Iterator[str]:
-    url = _create_pg_database()
-    try:
-        yield url
-    finally:
-        _drop_pg_database(url)
 
 
 def test_an_unmigrated_postgres_database_is_named_without_its_password(
