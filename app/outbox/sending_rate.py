@@ -10,15 +10,15 @@ the number's row in `send_pace` with one atomic `UPDATE … RETURNING` (`reserve
 given to one worker is never given to another, so correctness does not depend on any worker
 reading a fresh value. A send leaves at its slot or not at all:
 
-- a slot is handed out LEAD_SECONDS early, so that the delivery can be marked `sending` before
-  its moment, and the request then waits for exactly that moment;
+- a slot is handed out a lead early, so that the delivery can be marked `sending` before its
+  moment (the lead follows how long that takes), and the request then waits for the moment;
 - a slot missed by more than LATE_SECONDS (a busy event loop, a slow mark) is dropped and the
   send takes the next one, so late sends never bunch up with on-time ones;
 - slot times are the database's clock, converted with an offset measured on the least delayed
   round trip (error at most half of it), never by when an answer happened to arrive;
-- a worker asks for more slots only when those it holds end less than LEAD_SECONDS +
-  SLICE_SECONDS from now, so it holds at most two grants (about 0.2 s of the number's sending)
-  and a dead worker's reservations cost the others little.
+- a worker asks for more slots only when those it holds end less than the lead +
+  SLICE_SECONDS from now, so it holds at most two grants (about 0.2 s of the number's sending,
+  at most MAX_LEAD_SECONDS ahead) and a dead worker's reservations cost the others little.
 
 So N workers together never send faster than the rate, give or take LATE_SECONDS and the
 clock-offset error per send, and while they have work they use every slot.
@@ -43,17 +43,31 @@ logger = logging.getLogger(__name__)
 
 # One grant covers about this much of the number's sending: few round trips even at 1,000/s.
 SLICE_SECONDS = 0.1
-# A slot is handed out this early: time to mark the delivery `sending` before its moment.
+# A slot is handed out at least this early (the lead): time to mark the delivery `sending`
+# before its moment. The lead follows how long marking takes (x LEAD_MARGIN), up to
+# MAX_LEAD_SECONDS: a slow commit costs a missed slot once, then the lead covers it.
 LEAD_SECONDS = 0.1
+MAX_LEAD_SECONDS = 2.0
+LEAD_MARGIN = 1.5
+LEAD_SHRINK = 0.005  # share of the excess lead given up per send
 # A slot missed by more than this is dropped rather than used late: late sends would bunch up
-# with the on-time ones in one second, which is how Meta counts.
-LATE_SECONDS = 0.02
+# with the on-time ones in one second, which is how Meta counts. Sends at most this late put
+# at most rate x (1 + LATE_SECONDS) + 1 messages in any second: inside Meta's +5 %.
+LATE_SECONDS = 0.04
 RETRY_SECONDS = 0.5
 # How fast the worker's clock may drift from the database's (seconds per second): an old
 # offset measurement counts as that much less exact.
 DRIFT = 5e-4
 
 Wanted = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One send's moment (this process's monotonic clock) and when it was handed out."""
+
+    moment: float
+    handed_at: float
 
 
 def per_number_rate(session: Session, *, settings: Settings) -> float:
@@ -102,59 +116,75 @@ def reserve_slots(
 class Pace:
     """Send slots `1 / rate` apart for this process alone; rate 0 does not space sends.
 
-    `slot()` hands one out about LEAD_SECONDS before its moment; `keep()` waits for it.
+    `slot()` hands one out `lead` seconds before its moment; `keep()` waits for it.
     """
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self._clock = clock
         self._next = 0.0
+        self.lead = LEAD_SECONDS
         self.missed = 0  # slots dropped because their send came too late for them
         self.grants = 0  # database round trips for slots (SharedPace), for logs and benchmarks
+
+    def describe(self) -> str:
+        """Figures for the worker's closing log line."""
+        return f"grants={self.grants} missed={self.missed} lead={self.lead:.2f}"
 
     def set_rate(self, rate: float) -> None:
         """Follow a new rate from the next slot on."""
         self.rate = rate
 
-    async def slot(self, still_wanted: Wanted) -> float | None:
-        """This send's moment (monotonic clock), LEAD_SECONDS ahead; None if no longer wanted."""
+    async def slot(self, still_wanted: Wanted) -> Slot | None:
+        """This send's slot, handed out `lead` ahead; None if no longer wanted."""
         if self.rate <= 0:
-            return self._clock() if still_wanted() else None
+            now = self._clock()
+            return Slot(now, now) if still_wanted() else None
         now = self._clock()
-        moment = max(self._next, now + LEAD_SECONDS)
+        moment = max(self._next, now + self.lead)
         self._next = moment + 1 / self.rate
         return await self._lead_to(moment, still_wanted)
 
-    async def keep(self, moment: float, still_wanted: Wanted) -> bool:
-        """Wait for `moment`, or for a later slot if it was missed; False if no longer wanted."""
+    async def keep(self, slot: Slot, still_wanted: Wanted) -> bool:
+        """Wait for the slot's moment, or a later slot's if it was missed; False if unwanted."""
         if self.rate <= 0:
             return still_wanted()
-        while True:
-            late = self._clock() - moment
+        self._follow(self._clock() - slot.handed_at)
+        while still_wanted():
+            late = self._clock() - slot.moment
+            if late < 0:
+                await asyncio.sleep(-late)
+                continue  # checked again: a busy event loop may wake it late
             if late <= LATE_SECONDS:
-                break
+                return True
             self.missed += 1
             again = await self.slot(still_wanted)
             if again is None:
                 return False
-            moment = again
-        if late < 0:
-            await asyncio.sleep(-late)
-        return still_wanted()
+            slot = again
+        return False
 
     async def wait(self, still_wanted: Wanted) -> bool:
         """Wait for a slot and its moment; False if still_wanted() said no first."""
-        moment = await self.slot(still_wanted)
-        return moment is not None and await self.keep(moment, still_wanted)
+        slot = await self.slot(still_wanted)
+        return slot is not None and await self.keep(slot, still_wanted)
 
-    async def _lead_to(self, moment: float, still_wanted: Wanted) -> float | None:
-        early = moment - LEAD_SECONDS - self._clock()
+    def _follow(self, preparation: float) -> None:
+        """Adapt the lead to how long this send's preparation took (grow at once, shrink slowly)."""
+        wanted = min(MAX_LEAD_SECONDS, LEAD_MARGIN * preparation)
+        if wanted > self.lead:
+            self.lead = wanted
+        else:
+            self.lead = max(LEAD_SECONDS, self.lead - (self.lead - wanted) * LEAD_SHRINK)
+
+    async def _lead_to(self, moment: float, still_wanted: Wanted) -> Slot | None:
+        early = moment - self.lead - self._clock()
         if early > 0:
             await asyncio.sleep(early)
-        return moment if still_wanted() else None
+        return Slot(moment, self._clock()) if still_wanted() else None
 
 
-Reserve = Callable[[int, float], Awaitable[Grant]]
+Reserve = Callable[[int, float, float], Awaitable[Grant]]
 
 
 class SharedPace(Pace):
@@ -177,8 +207,8 @@ class SharedPace(Pace):
         """Slots asked for at once: about SLICE_SECONDS of the number's sending."""
         return max(1, math.ceil(self.rate * SLICE_SECONDS))
 
-    async def slot(self, still_wanted: Wanted) -> float | None:
-        """The next moment reserved for this worker, LEAD_SECONDS ahead; None if unwanted."""
+    async def slot(self, still_wanted: Wanted) -> Slot | None:
+        """The next slot reserved for this worker, `lead` ahead; None if no longer wanted."""
         if self.rate <= 0:
             return await super().slot(still_wanted)
         while still_wanted():
@@ -195,8 +225,8 @@ class SharedPace(Pace):
         return None
 
     def _running_low(self) -> bool:
-        """Whether the slots held end less than LEAD + SLICE from now (the look-ahead)."""
-        horizon = self._clock() + LEAD_SECONDS + SLICE_SECONDS
+        """Whether the slots held end less than lead + SLICE_SECONDS from now (the look-ahead)."""
+        horizon = self._clock() + self.lead + SLICE_SECONDS
         return not self._slots or self._slots[-1] < horizon
 
     def _grant(self) -> asyncio.Task[None]:
@@ -208,7 +238,7 @@ class SharedPace(Pace):
         rate, count = self.rate, self.grant_size
         asked = self._clock()
         try:
-            grant = await self._reserve(count, rate)
+            grant = await self._reserve(count, rate, self.lead)
         except Exception as exc:
             logger.warning("outbox.pace_grant_failed error=%s", type(exc).__name__)
             await asyncio.sleep(RETRY_SECONDS)

@@ -103,8 +103,8 @@ class OutboxWorker:
         if not self.store.shared:
             return sending_rate.Pace(rate)  # SQLite: one process sends
 
-        async def reserve(count: int, rate: float) -> sending_rate.Grant:
-            return await asyncio.to_thread(self.store.reserve_slots, count, rate)
+        async def reserve(count: int, rate: float, lead: float) -> sending_rate.Grant:
+            return await asyncio.to_thread(self.store.reserve_slots, count, rate, lead)
 
         return sending_rate.SharedPace(rate, reserve=reserve)
 
@@ -161,7 +161,7 @@ class OutboxWorker:
             await self._release(ahead)
             if sending:
                 await asyncio.gather(*sending, return_exceptions=True)
-        logger.info("outbox.pace grants=%d missed=%d", self.pace.grants, self.pace.missed)
+        logger.info("outbox.pace %s", self.pace.describe())
         logger.info("outbox.worker_stopped id=%s requests=%d", self.worker_id, self.sent)
 
     async def run_once(self) -> int:
@@ -252,8 +252,8 @@ class OutboxWorker:
 
         async with self._slots:
             batch.start_one()
-            moment = await self.pace.slot(still_wanted)  # handed out a little ahead of time
-            if moment is None:
+            slot = await self.pace.slot(still_wanted)  # handed out a little ahead of time
+            if slot is None:
                 batch.unsent.append(job.delivery_id)
                 return
             try:
@@ -266,7 +266,7 @@ class OutboxWorker:
                 return  # no longer ours (opted out, settled, or taken after a lapsed lease)
             deadline = time.monotonic() + self.config.lease_seconds * LEASE_SAFETY
             # It leaves at its slot's moment (or a later slot's), or is recorded as never sent.
-            sent = await self.pace.keep(moment, still_wanted)
+            sent = await self.pace.keep(slot, still_wanted)
             result = await self._request(batch, job, still_wanted) if sent else None
             await self._records.submit(Outcome(job, result))
 

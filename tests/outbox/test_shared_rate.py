@@ -37,13 +37,13 @@ def test_reserved_slots_follow_each_other_and_start_a_lead_ahead(engine: Engine)
     grants = []
     for _ in range(3):
         with session_scope(engine) as s:
-            grants.append(sending_rate.reserve_slots(s, sender="n1", count=10, rate=100.0))
+            grants.append(sending_rate.reserve_slots(s, sender="n1", count=100, rate=100.0))
     # The first starts a lead from now; each next one starts where the previous one ended.
     assert grants[0].first_at - grants[0].db_now == pytest.approx(LEAD_SECONDS, abs=0.01)
-    assert grants[1].first_at - grants[0].first_at == pytest.approx(0.1)
-    assert grants[2].first_at - grants[1].first_at == pytest.approx(0.1)
+    assert grants[1].first_at - grants[0].first_at == pytest.approx(1.0)
+    assert grants[2].first_at - grants[1].first_at == pytest.approx(1.0)
     with session_scope(engine) as s:  # another number has its own slots
-        other = sending_rate.reserve_slots(s, sender="n2", count=10, rate=100.0)
+        other = sending_rate.reserve_slots(s, sender="n2", count=100, rate=100.0)
     assert other.first_at < grants[2].first_at
 
 
@@ -63,10 +63,10 @@ class FakeDatabase:
         self.fast_calls = workers
         self.granted: list[float] = []  # every slot given out, on the database's clock
 
-    async def reserve(self, count: int, rate: float) -> Grant:
+    async def reserve(self, count: int, rate: float, lead: float) -> Grant:
         await asyncio.sleep(self.rng.uniform(0, 0.004))
         now = time.monotonic() + self.OFFSET
-        first = max(self.next_at, now + LEAD_SECONDS)
+        first = max(self.next_at, now + lead)
         self.next_at = first + count / rate
         self.granted.extend(first + n / rate for n in range(count))
         self.fast_calls -= 1
@@ -79,10 +79,10 @@ async def _send_all(paces: list[Pace], sends: int) -> list[float]:
     left: list[float] = []
 
     async def one(pace: Pace) -> None:
-        moment = await pace.slot(lambda: True)
-        assert moment is not None
+        slot = await pace.slot(lambda: True)
+        assert slot is not None
         await asyncio.sleep(0.01)  # the mark
-        assert await pace.keep(moment, lambda: True)
+        assert await pace.keep(slot, lambda: True)
         left.append(time.monotonic())
 
     async def worker(pace: Pace) -> None:
@@ -131,15 +131,37 @@ def test_three_shared_paces_take_distinct_slots_and_together_keep_the_rate() -> 
 def test_a_missed_slot_is_not_used_late_but_replaced_by_a_later_one() -> None:
     async def scenario() -> tuple[float, float, int]:
         pace = Pace(10.0)
-        moment = await pace.slot(lambda: True)
-        assert moment is not None
-        await asyncio.sleep(moment + 2 * LATE_SECONDS - time.monotonic())  # a slow mark
-        assert await pace.keep(moment, lambda: True)
-        return moment, time.monotonic(), pace.missed
+        slot = await pace.slot(lambda: True)
+        assert slot is not None
+        await asyncio.sleep(slot.moment + 2 * LATE_SECONDS - time.monotonic())  # a slow mark
+        assert await pace.keep(slot, lambda: True)
+        return slot.moment, time.monotonic(), pace.missed
 
     moment, left, missed = asyncio.run(scenario())
     assert missed == 1
     assert left >= moment + 1 / 10.0  # the next slot, not the late one
+
+
+def test_the_lead_grows_to_cover_a_slow_mark_so_later_slots_are_kept() -> None:
+    async def scenario() -> tuple[int, float, int]:
+        pace = Pace(20.0)
+
+        async def one() -> None:
+            slot = await pace.slot(lambda: True)
+            assert slot is not None
+            await asyncio.sleep(0.3)  # a slow commit
+            assert await pace.keep(slot, lambda: True)
+
+        await one()
+        missed_first = pace.missed
+        for _ in range(3):
+            await asyncio.gather(*(one() for _ in range(5)))
+        return missed_first, pace.lead, pace.missed - missed_first
+
+    missed_first, lead, missed_later = asyncio.run(scenario())
+    assert missed_first == 1  # the first slot came only LEAD_SECONDS ahead
+    assert lead >= 0.3
+    assert missed_later == 0
 
 
 def test_the_local_pace_spaces_one_process_sends_at_the_rate() -> None:
