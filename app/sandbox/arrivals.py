@@ -35,13 +35,11 @@ class Arrivals:
         """Forget every arrival."""
         self._times.clear()
 
-    def summary(self, *, detail: bool = False) -> dict[str, object]:
-        """The busiest second and the span; with detail, every time from the first on."""
+    def summary(self) -> dict[str, object]:
+        """The busiest second, the span, and every time counted from the first."""
         times = list(self._times)
-        result: dict[str, object] = {
+        return {
             "busiest_second": busiest_second(times),
             "span_seconds": times[-1] - times[0] if times else 0.0,
+            "times": [round(t - times[0], 6) for t in times],
         }
-        if detail:
-            result["times"] = [round(t - times[0], 6) for t in times]
-        return result

@@ -230,10 +230,10 @@ class SandboxGraph:
             "webhooks_failed": self.webhooks_failed,
             "webhooks_retried": self.webhooks_retried,
             "faults": asdict(self.faults),
-            "arrivals": self.arrivals.summary(detail=detail),
         }
         if detail:
             result["by_callback"] = dict(self.by_callback)
+            result["arrivals"] = self.arrivals.summary()
         return result
 
     def sandbox_routes(self) -> list[Route]:
