@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -430,6 +431,16 @@ def _steady_rate(times: list[float]) -> float:
     return (len(steady) - 1) / (steady[-1] - steady[0])
 
 
+@dataclass(frozen=True)
+class Bench:
+    """What every phase of one benchmark run shares."""
+
+    fake: Fake
+    args: argparse.Namespace
+    tmp: Path
+    report: dict[str, Any]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=50_000)
@@ -470,14 +481,15 @@ def main(argv: list[str] | None = None) -> int:
         env.pop("SPI_WHATSAPP_ACCESS_TOKEN", None)
         unlimited = {**env, "SPI_SEND_RATE_PER_SECOND": "0"}
         paced = {**env, "SPI_SEND_RATE_PER_SECOND": str(PACED_RATE)}
+        run = Bench(fake, args, tmp, report)
         try:
             for workers in worker_counts:
                 if "throughput" in phases:
-                    ok &= _throughput(fake, args, tmp, unlimited, workers, report)
+                    ok &= _throughput(run, unlimited, workers)
                 if "paced" in phases:
-                    ok &= _paced(fake, args, tmp, paced, workers, report)
+                    ok &= _paced(run, paced, workers)
             if "memory" in phases:
-                ok &= _memory(fake, args, tmp, unlimited, report)
+                ok &= _memory(run, unlimited)
         finally:
             fake.close()
     print(json.dumps(report, default=str))
@@ -485,14 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def _throughput(
-    fake: Fake,
-    args: argparse.Namespace,
-    tmp: Path,
-    env: dict[str, str],
-    workers: int,
-    report: dict[str, Any],
-) -> bool:
+def _throughput(run: Bench, env: dict[str, str], workers: int) -> bool:
+    fake, args, tmp, report = run.fake, run.args, run.tmp, run.report
     name = f"throughput{workers}"
     r = _phase(fake, args.database, tmp, name, args.people, env, workers=workers)
     report[name] = r
@@ -509,14 +515,8 @@ def _throughput(
     return rate >= TARGET_RATE and not r["duplicates"]
 
 
-def _paced(
-    fake: Fake,
-    args: argparse.Namespace,
-    tmp: Path,
-    env: dict[str, str],
-    workers: int,
-    report: dict[str, Any],
-) -> bool:
+def _paced(run: Bench, env: dict[str, str], workers: int) -> bool:
+    fake, args, tmp, report = run.fake, run.args, run.tmp, run.report
     name = f"paced{workers}"
     people = max(args.people, int(PACED_RATE * (args.paced_seconds + 5)))
     r = _phase(
@@ -530,12 +530,14 @@ def _paced(
         f"second {r['busiest_second']} (limit +5%: {PACED_RATE * 1.05:.0f}); pace: "
         f"{'; '.join(w['pace'] for w in r['workers'])}"
     )
-    return abs(rate - PACED_RATE) <= 0.05 * PACED_RATE
+    # A second may hold one message more than the rate + 5 % (whole messages, 40 ms lateness).
+    return abs(rate - PACED_RATE) <= 0.05 * PACED_RATE and (
+        r["busiest_second"] <= PACED_RATE * 1.05 + 1
+    )
 
 
-def _memory(
-    fake: Fake, args: argparse.Namespace, tmp: Path, env: dict[str, str], report: dict[str, Any]
-) -> bool:
+def _memory(run: Bench, env: dict[str, str]) -> bool:
+    fake, args, tmp, report = run.fake, run.args, run.tmp, run.report
     rss = {}
     for people in (args.small, args.large):
         r = _phase(fake, args.database, tmp, f"rss{people}", people, env)

@@ -142,3 +142,12 @@ class WorkerProcess:
     def terminate(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
+
+
+def worker_shares(log: Path) -> list[int]:
+    """The requests each worker reports in its closing log line, one entry per worker."""
+    return [
+        int(line.rsplit("requests=", 1)[1])
+        for line in log.read_text().splitlines()
+        if "outbox.worker_stopped" in line
+    ]

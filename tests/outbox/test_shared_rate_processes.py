@@ -18,7 +18,13 @@ from app.config import Settings
 from app.sandbox.arrivals import busiest_second
 from app.security import PhoneVault
 from tests.outbox.conftest import make_world
-from tests.outbox.processes import WorkerProcess, sandbox_process, wait_until, worker_env
+from tests.outbox.processes import (
+    WorkerProcess,
+    sandbox_process,
+    wait_until,
+    worker_env,
+    worker_shares,
+)
 
 # About 12 s of sending at a rate whose whole-message rounding leaves the most room (below).
 RATE = 20.0
@@ -65,11 +71,7 @@ def test_several_workers_together_keep_to_the_numbers_rate(
         assert [w.terminate() for w in running] == [0] * workers
         stats = sandbox.stats(detail=True)
     log.close()
-    shares = [
-        int(line.rsplit("requests=", 1)[1])
-        for line in (tmp_path / "workers.log").read_text().splitlines()
-        if "outbox.worker_stopped" in line
-    ]
+    shares = worker_shares(tmp_path / "workers.log")
     assert len(shares) == workers
     assert min(shares) > 0  # every worker took part
     assert stats["requests"] == PEOPLE
