@@ -16,12 +16,12 @@ reading a fresh value. A send leaves at its slot or not at all:
   send takes the next one, so late sends never bunch up with on-time ones;
 - slot times are the database's clock, converted with an offset measured on the least delayed
   round trip (error at most half of it), never by when an answer happened to arrive;
-- a worker asks for more slots only when those it holds end less than the lead +
-  SLICE_SECONDS from now, so it holds at most two grants (about 0.2 s of the number's sending,
-  at most MAX_LEAD_SECONDS ahead) and a dead worker's reservations cost the others little.
+- a worker asks for more slots only while those it holds end less than its lead +
+  SLICE_SECONDS from now (0.2 s usually, 2.1 s at most), so a dead worker's reservations cost
+  the others at most that much of the number's sending, once.
 
 So N workers together never send faster than the rate, give or take LATE_SECONDS and the
-clock-offset error per send, and while they have work they use every slot.
+clock-offset error per send, and while they have work and keep time they use every slot.
 """
 
 from __future__ import annotations
