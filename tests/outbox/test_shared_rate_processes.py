@@ -26,9 +26,9 @@ from tests.outbox.processes import (
     worker_shares,
 )
 
-# About 12 s of sending at a rate whose whole-message rounding leaves the most room (below).
+# About 15 s of sending at a rate whose whole-message rounding leaves the most room (below).
 RATE = 20.0
-PEOPLE = 240
+PEOPLE = 300
 # Slots are 1/RATE apart and a send leaves at most LATE_SECONDS (40 ms) after its slot, so a
 # one-second window holds the sends of at most floor(RATE x 1.04) + 1 = 21 slots; counting
 # whole messages, the bound RATE x 1.05 = 21 is then allowed one more (50 ms of jitter between
