@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from app.auth.models import Role, SessionStage, UserAccount, UserSession
@@ -120,6 +120,20 @@ def end_all_for_user(session: Session, *, user_id: int) -> int:
         .where(col(UserSession.user_id) == user_id, col(UserSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())
     )
+    session.flush()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def purge_ended(session: Session, *, now: datetime, dry_run: bool = False) -> int:
+    """Delete every session no cookie can use any more: revoked, expired or idle too long."""
+    ended = or_(
+        col(UserSession.revoked_at).is_not(None),
+        col(UserSession.expires_at) <= now,
+        col(UserSession.last_seen_at) < now - IDLE_TIMEOUT,
+    )
+    if dry_run:
+        return int(session.exec(select(func.count()).select_from(UserSession).where(ended)).one())
+    result = session.execute(delete(UserSession).where(ended))
     session.flush()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

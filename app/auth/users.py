@@ -15,7 +15,7 @@ from app.auth import sessions as user_sessions
 from app.auth.models import Role, UserAccount, UserInvitation
 from app.auth.principal import Principal
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.opds.models import Opd
 from app.security import PhoneVault
 
@@ -93,12 +93,27 @@ def invite_user(
 
 
 def reinvite_user(session: Session, *, actor: Principal, user_id: int) -> Invited:
-    """A fresh invitation for an account not yet set up (older ones stop working)."""
-    user = _get(session, user_id)
-    if user.password_hash is not None or user.disabled_at is not None:
-        raise Conflict("Akun ini sudah aktif atau dinonaktifkan.", code="user_not_pending")
+    """A fresh invitation (older ones stop working); for a set-up account, a password reset.
+
+    An active account's password is cleared and its sessions end at once: whoever holds the new
+    link chooses the next password. The second factor, if any, stays on.
+    """
+    user = get_user(session, user_id)
+    if user.disabled_at is not None:
+        raise Conflict("Akun ini dinonaktifkan.", code="user_disabled")
+    password_reset = user.password_hash is not None
+    ended = 0
+    if password_reset:
+        user.password_hash = None
+        session.add(user)
+        ended = user_sessions.end_all_for_user(session, user_id=user_id)
     audit_service.record(
-        session, actor=actor, action="user.reinvite", object_type="user_account", object_id=user_id
+        session,
+        actor=actor,
+        action="user.reinvite",
+        object_type="user_account",
+        object_id=user_id,
+        detail={"password_reset": password_reset, "sessions_ended": ended},
     )
     return Invited(user=user, invitation_key=_new_invitation(session, user=user))
 
@@ -259,48 +274,14 @@ def list_users(session: Session) -> Sequence[tuple[UserAccount, Opd | None]]:
     return [(user, opd) for user, opd in rows]
 
 
-def disable_user(session: Session, *, actor: Principal, user_id: int) -> UserAccount:
-    """Disable an account; its sessions end at once and it can no longer log in."""
-    user = _get(session, user_id)
-    if actor.user_id == user_id:
-        raise Forbidden("Anda tidak dapat menonaktifkan akun sendiri.", code="self_disable")
-    if user.disabled_at is None:
-        user.disabled_at = utcnow()
-        session.add(user)
-        ended = user_sessions.end_all_for_user(session, user_id=user_id)
-        audit_service.record(
-            session,
-            actor=actor,
-            action="user.disable",
-            object_type="user_account",
-            object_id=user_id,
-            detail={"sessions_ended": ended},
-        )
-    return user
-
-
-def revoke_sessions(session: Session, *, actor: Principal, user_id: int) -> int:
-    """End every session of a user at once (they must log in again)."""
-    _get(session, user_id)
-    ended = user_sessions.end_all_for_user(session, user_id=user_id)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="user.sessions_revoke",
-        object_type="user_account",
-        object_id=user_id,
-        detail={"sessions_ended": ended},
-    )
-    return ended
-
-
 def get_by_username(session: Session, *, username: str) -> UserAccount | None:
     """The account with this username, if any."""
     name = normalise_username(username)
     return session.exec(select(UserAccount).where(UserAccount.username == name)).first()
 
 
-def _get(session: Session, user_id: int) -> UserAccount:
+def get_user(session: Session, user_id: int) -> UserAccount:
+    """The account with this id; NotFound otherwise."""
     user = session.get(UserAccount, user_id)
     if user is None:
         raise NotFound(f"Pengguna {user_id} tidak ditemukan.", code="user_not_found")

@@ -13,17 +13,15 @@ from app.auth.models import Role
 from app.console import messages, service
 from app.dashboard import session as dash_session
 from app.errors import AppError
+from app.http_headers import CONTENT_SECURITY_POLICY
 from app.opds.models import Opd
 from app.security import PhoneVault
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 STATIC_DIR = Path(__file__).parent / "static"
 
-# No script at all, styles from this origin only, nothing framed, no form posts elsewhere.
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
+# The dashboard's policy (app.http_headers): no script, styles from this origin only.
+CSP = CONTENT_SECURITY_POLICY
 ROLE_LABELS = {"admin": "admin", "inspectorate": "inspektorat", "coordinator": "koordinator OPD"}
 
 
