@@ -1,5 +1,6 @@
 """`spi-reminder user …`: people who log in to the pages (the first admin starts here)."""
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -80,17 +81,26 @@ def _print_link(key: str, base_url: str) -> None:
     typer.echo(base_url.rstrip("/") + path if base_url else path)
 
 
+def _act(username: str, action: Callable[[Session, int], object], done: str) -> None:
+    """Run an admin action on the named account in one transaction; one line of result."""
+    try:
+        with cli_session(load_settings()) as session:
+            action(session, _user_id(session, username))
+    except AppError as exc:
+        _fail(exc)
+    typer.echo(f"user {username}: {done}")
+
+
 @app.command("disable")
 def disable(username: str) -> None:
     """Disable an account; its sessions end at once."""
-    try:
-        with cli_session(load_settings()) as session:
-            user_admin.disable_user(
-                session, actor=cli_principal(), user_id=_user_id(session, username)
-            )
-    except AppError as exc:
-        _fail(exc)
-    typer.echo(f"user {username} disabled; their sessions have ended")
+    _act(
+        username,
+        lambda session, user_id: user_admin.disable_user(
+            session, actor=cli_principal(), user_id=user_id
+        ),
+        "disabled; their sessions have ended",
+    )
 
 
 @app.command("reinvite")
@@ -101,26 +111,24 @@ def reinvite(
     ] = "",
 ) -> None:
     """A new one-time link; for an account already set up, its password is reset."""
-    try:
-        with cli_session(load_settings()) as session:
-            invited = users.reinvite_user(
-                session, actor=cli_principal(), user_id=_user_id(session, username)
-            )
-            key = invited.invitation_key
-    except AppError as exc:
-        _fail(exc)
-    typer.echo(f"user {username} re-invited; the link works once and is not shown again:")
-    _print_link(key, base_url)
+    keys: list[str] = []
+    _act(
+        username,
+        lambda session, user_id: keys.append(
+            users.reinvite_user(session, actor=cli_principal(), user_id=user_id).invitation_key
+        ),
+        "re-invited; the link works once and is not shown again:",
+    )
+    _print_link(keys[0], base_url)
 
 
 @app.command("reset-totp")
 def reset_totp(username: str) -> None:
     """Turn an account's TOTP off (a lost phone); it is set up again at the next login."""
-    try:
-        with cli_session(load_settings()) as session:
-            user_admin.reset_totp(
-                session, actor=cli_principal(), user_id=_user_id(session, username)
-            )
-    except AppError as exc:
-        _fail(exc)
-    typer.echo(f"user {username}: two-factor login reset; their sessions have ended")
+    _act(
+        username,
+        lambda session, user_id: user_admin.reset_totp(
+            session, actor=cli_principal(), user_id=user_id
+        ),
+        "two-factor login reset; their sessions have ended",
+    )

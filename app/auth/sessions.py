@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
+from app.audit import service as audit_service
 from app.auth.models import Role, SessionStage, UserAccount, UserSession
 from app.auth.principal import Principal
 from app.db import utcnow
@@ -122,6 +123,28 @@ def end_all_for_user(session: Session, *, user_id: int) -> int:
     )
     session.flush()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def end_all_audited(
+    session: Session,
+    *,
+    actor: Principal,
+    user_id: int,
+    action: str,
+    end: bool = True,
+    detail: dict[str, object] | None = None,
+) -> int:
+    """End a user's sessions (when `end`) and audit the action with how many ended."""
+    ended = end_all_for_user(session, user_id=user_id) if end else 0
+    audit_service.record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="user_account",
+        object_id=user_id,
+        detail=(detail or {}) | {"sessions_ended": ended},
+    )
+    return ended
 
 
 def purge_ended(session: Session, *, now: datetime, dry_run: bool = False) -> int:

@@ -5,7 +5,6 @@ Each action ends the person's sessions at once and is audited (counts only, neve
 
 from sqlmodel import Session
 
-from app.audit import service as audit_service
 from app.auth import sessions as user_sessions
 from app.auth import users
 from app.auth.models import UserAccount
@@ -22,31 +21,16 @@ def disable_user(session: Session, *, actor: Principal, user_id: int) -> UserAcc
     if user.disabled_at is None:
         user.disabled_at = utcnow()
         session.add(user)
-        ended = user_sessions.end_all_for_user(session, user_id=user_id)
-        audit_service.record(
-            session,
-            actor=actor,
-            action="user.disable",
-            object_type="user_account",
-            object_id=user_id,
-            detail={"sessions_ended": ended},
-        )
+        user_sessions.end_all_audited(session, actor=actor, user_id=user_id, action="user.disable")
     return user
 
 
 def revoke_sessions(session: Session, *, actor: Principal, user_id: int) -> int:
     """End every session of a user at once (they must log in again)."""
     users.get_user(session, user_id)
-    ended = user_sessions.end_all_for_user(session, user_id=user_id)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="user.sessions_revoke",
-        object_type="user_account",
-        object_id=user_id,
-        detail={"sessions_ended": ended},
+    return user_sessions.end_all_audited(
+        session, actor=actor, user_id=user_id, action="user.sessions_revoke"
     )
-    return ended
 
 
 def reset_totp(session: Session, *, actor: Principal, user_id: int) -> UserAccount:
@@ -66,13 +50,5 @@ def reset_totp(session: Session, *, actor: Principal, user_id: int) -> UserAccou
     user.totp_pending = None
     user.totp_last_step = None
     session.add(user)
-    ended = user_sessions.end_all_for_user(session, user_id=user_id)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="user.totp_reset",
-        object_type="user_account",
-        object_id=user_id,
-        detail={"sessions_ended": ended},
-    )
+    user_sessions.end_all_audited(session, actor=actor, user_id=user_id, action="user.totp_reset")
     return user

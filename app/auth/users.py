@@ -102,18 +102,16 @@ def reinvite_user(session: Session, *, actor: Principal, user_id: int) -> Invite
     if user.disabled_at is not None:
         raise Conflict("Akun ini dinonaktifkan.", code="user_disabled")
     password_reset = user.password_hash is not None
-    ended = 0
     if password_reset:
         user.password_hash = None
         session.add(user)
-        ended = user_sessions.end_all_for_user(session, user_id=user_id)
-    audit_service.record(
+    user_sessions.end_all_audited(
         session,
         actor=actor,
+        user_id=user_id,
         action="user.reinvite",
-        object_type="user_account",
-        object_id=user_id,
-        detail={"password_reset": password_reset, "sessions_ended": ended},
+        end=password_reset,
+        detail={"password_reset": password_reset},
     )
     return Invited(user=user, invitation_key=_new_invitation(session, user=user))
 

@@ -72,9 +72,14 @@ def render(
     return response
 
 
+def see_other(url: str) -> Response:
+    """A 303 to another console page (after a form, or to the right OPD)."""
+    return harden(RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER))
+
+
 def to_login() -> Response:
     """Where a visitor without a session goes."""
-    return harden(RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER))
+    return see_other("/dashboard/login")
 
 
 def problem(
@@ -119,6 +124,16 @@ def open_visit(
     except AppError as exc:
         return problem(request, current, exc)
     return Visit(current=current, opd=opd)
+
+
+def open_form(
+    request: Request, session: Session, *, vault: PhoneVault, code: str, csrf: str
+) -> Visit | Response:
+    """Like open_visit, for a posted form: without the session's CSRF value nothing is done."""
+    visit = open_visit(request, session, vault=vault, code=code)
+    if isinstance(visit, Response) or dash_session.csrf_ok(visit.current.csrf, csrf):
+        return visit
+    return csrf_refused(request, visit)
 
 
 def is_enroler(current: dash_session.DashboardSession) -> bool:
