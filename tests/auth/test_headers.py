@@ -7,29 +7,18 @@ and so are the pages a form answers with (the import check and result, the refus
 """
 
 import re
-from collections.abc import Iterator
-from datetime import timedelta
 from html.parser import HTMLParser
-from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import Engine
 
-from app.auth import users
 from app.auth.models import Role
-from app.auth.principal import cli_principal
-from app.console import router as console_router
-from app.dashboard import router as dashboard_router
-from app.db import session_scope, utcnow
 from app.http_headers import CONTENT_SECURITY_POLICY
-from app.opds import service as opd_service
-from app.outbox.models import DeliveryTally
 from app.security import PhoneVault
 from tests.auth.helpers import PASSWORD, add_user, csrf_of, login
-from tests.factories import add_campaign, add_opd, add_template
+from tests.auth.pages import LOGGED_OUT, SECOND_STEP, arrange, fill, page_paths
 
 EXACT_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -74,23 +63,6 @@ def assert_strict(response: Response, what: str) -> None:
         assert parser.problems == [], f"{what}: {parser.problems}"
 
 
-def _get_routes(router: Any, prefix: str = "") -> Iterator[str]:
-    """The GET paths of a router and of the routers it includes."""
-    for route in router.routes:
-        if isinstance(route, APIRoute):
-            if "GET" in route.methods:
-                yield prefix + route.path
-        elif hasattr(route, "original_router"):  # FastAPI's included router
-            inner = prefix + (getattr(route.include_context, "prefix", "") or "")
-            yield from _get_routes(route.original_router, inner)
-
-
-def page_paths() -> list[str]:
-    return sorted(
-        set(_get_routes(dashboard_router.router)) | set(_get_routes(console_router.router))
-    )
-
-
 def test_the_policy_is_the_exact_one() -> None:
     assert CONTENT_SECURITY_POLICY == EXACT_CSP
 
@@ -105,43 +77,7 @@ def test_the_page_list_is_found_from_the_routers() -> None:
 
 @pytest.fixture
 def arranged(engine: Engine, vault: PhoneVault) -> dict[str, str]:
-    """An OPD, a campaign, a pending invitation; the values of every path parameter."""
-    add_opd(engine, "DINKES", "Dinas Kesehatan")
-    today = utcnow().date()
-    campaign_id = add_campaign(
-        engine,
-        template_id=add_template(engine),
-        now=utcnow(),
-        first_day=today - timedelta(days=3),
-        last_day=today + timedelta(days=30),
-    )
-    with session_scope(engine) as s:
-        opd = opd_service.get_by_code(s, code="DINKES")
-        for outcome, count in (("scheduled", 30), ("accepted", 30), ("delivered", 25)):
-            s.add(
-                DeliveryTally(
-                    campaign_id=campaign_id,
-                    opd_id=opd.id,
-                    day=today - timedelta(days=1),
-                    outcome=outcome,
-                    count=count,
-                )
-            )
-        invited = users.invite_user(
-            s, actor=cli_principal(), username="calon.baru", display_name="Calon", role=Role.admin
-        )
-    return {
-        "{campaign_id}": str(campaign_id),
-        "{code}": "DINKES",
-        "{key}": invited.invitation_key,
-    }
-
-
-def _fill(path: str, values: dict[str, str]) -> str:
-    for name, value in values.items():
-        path = path.replace(name, value)
-    assert "{" not in path, f"{path}: a page with a parameter this test does not know"
-    return path
+    return arrange(engine, vault)
 
 
 def test_every_page_in_every_state_is_strict(
@@ -155,8 +91,8 @@ def test_every_page_in_every_state_is_strict(
             checked.add(path)
 
     # Logged out: the login form and the invitation page.
-    for route in ("/dashboard/login", "/dashboard/invitation/{key}"):
-        check(route, client.get(_fill(route, arranged)))
+    for route in LOGGED_OUT:
+        check(route, client.get(fill(route, arranged)))
     # Half logged in: the TOTP step.
     who = add_user(engine, Role.inspectorate, totp_vault=vault)
     form = client.get("/dashboard/login")
@@ -164,23 +100,16 @@ def test_every_page_in_every_state_is_strict(
         "/dashboard/login",
         data={"username": who.username, "password": PASSWORD, "csrf": csrf_of(form.text)},
     )
-    check("/dashboard/login/code", client.get("/dashboard/login/code"))
+    check(SECOND_STEP, client.get(SECOND_STEP))
     client.cookies.clear()
 
     # An admin reaches every other page; the withdraw page needs someone on the list.
-    csrf = login(client, add_user(engine, Role.admin))
-    added = client.post(
-        "/console/opd/DINKES/tambah",
-        data={"nomor": "0812-3456-7890", "metode": "paper_form", "bukti": "ya", "csrf": csrf},
-    )
-    assert added.status_code == 200, added.text
-    match = re.search(r'href="/console/opd/DINKES/tarik/([^"]+)"', added.text)
-    assert match
-    values = arranged | {"{enrolment_id}": match.group(1)}
+    login(client, add_user(engine, Role.admin))
+    values = arranged
     for route in page_paths():
         if route in checked:
             continue
-        response = client.get(_fill(route, values), follow_redirects=False)
+        response = client.get(fill(route, values), follow_redirects=False)
         check(route, response)
         if route == "/dashboard/campaigns/{campaign_id}":
             assert "<meter" in response.text  # the progress bars, once drawn with a style
