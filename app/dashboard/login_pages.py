@@ -214,9 +214,9 @@ def accept_invitation(
     if user is None:
         return render(request, "invitation_invalid.html", {}, status_code=404)
     expected = request.cookies.get(dash_session.PRE_LOGIN_COOKIE, "")
-    error = None
+    error, status_code = None, status.HTTP_422_UNPROCESSABLE_CONTENT
     if not dash_session.csrf_ok(expected, csrf):
-        error = CSRF_FAILED
+        error, status_code = CSRF_FAILED, status.HTTP_403_FORBIDDEN
     elif password != password_again:
         error = "Kedua kata sandi tidak sama."
     else:
@@ -226,7 +226,9 @@ def accept_invitation(
             error = exc.message
     if error is not None:
         context = {"error": error, "user": user}
-        return _pre_login_page(request, settings, "invitation.html", context, status_code=422)
+        return _pre_login_page(
+            request, settings, "invitation.html", context, status_code=status_code
+        )
     return _begin(request, session, settings, user, url="/dashboard/account/two-factor")
 
 

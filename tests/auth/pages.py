@@ -29,21 +29,25 @@ LOGGED_OUT = ("/dashboard/login", "/dashboard/invitation/{key}")
 SECOND_STEP = "/dashboard/login/code"
 
 
-def _get_routes(router: Any, prefix: str = "") -> Iterator[str]:
+def _routes(router: Any, method: str, prefix: str = "") -> Iterator[str]:
     for route in router.routes:
         if isinstance(route, APIRoute):
-            if "GET" in route.methods:
+            if method in route.methods:
                 yield prefix + route.path
         elif hasattr(route, "original_router"):  # FastAPI's included router
             inner = prefix + (getattr(route.include_context, "prefix", "") or "")
-            yield from _get_routes(route.original_router, inner)
+            yield from _routes(route.original_router, method, inner)
+
+
+def paths(method: str) -> list[str]:
+    """Every path of the dashboard and the console for a method, parameters unfilled."""
+    routers = (dashboard_router.router, console_router.router)
+    return sorted({path for router in routers for path in _routes(router, method)})
 
 
 def page_paths() -> list[str]:
-    """Every GET path of the dashboard and the console, with its parameters unfilled."""
-    return sorted(
-        set(_get_routes(dashboard_router.router)) | set(_get_routes(console_router.router))
-    )
+    """Every page (GET path) of the dashboard and the console."""
+    return paths("GET")
 
 
 def fill(path: str, values: dict[str, str]) -> str:
