@@ -172,14 +172,7 @@ def accept_invitation(session: Session, *, key: str, password: str) -> UserAccou
     user.password_hash = passwords.hash_password(password)
     user.last_login_at = utcnow()
     session.add_all([invitation, user])
-    audit_service.record(
-        session,
-        actor=principal_of(user),
-        action="user.setup",
-        object_type="user_account",
-        object_id=user.id,
-    )
-    session.flush()
+    _record_own(session, user=user, action="user.setup")
     return user
 
 
@@ -251,14 +244,7 @@ def confirm_totp(session: Session, *, user: UserAccount, code: str, vault: Phone
     user.totp_pending = None
     user.totp_last_step = step
     session.add(user)
-    audit_service.record(
-        session,
-        actor=principal_of(user),
-        action="user.totp_enable",
-        object_type="user_account",
-        object_id=user.id,
-    )
-    session.flush()
+    _record_own(session, user=user, action="user.totp_enable")
     return True
 
 
@@ -284,6 +270,18 @@ def get_user(session: Session, user_id: int) -> UserAccount:
     if user is None:
         raise NotFound(f"Pengguna {user_id} tidak ditemukan.", code="user_not_found")
     return user
+
+
+def _record_own(session: Session, *, user: UserAccount, action: str) -> None:
+    """Audit what a person did to their own account (never a password, key or code)."""
+    audit_service.record(
+        session,
+        actor=principal_of(user),
+        action=action,
+        object_type="user_account",
+        object_id=user.id,
+    )
+    session.flush()
 
 
 def principal_of(user: UserAccount, opd_code: str | None = None) -> Principal:
