@@ -115,6 +115,8 @@ def serve(
         port=port or settings.port,
         log_config=None,
         timeout_graceful_shutdown=20,
+        # create_app reads forwarded headers itself, from SPI_FORWARDED_ALLOW_IPS only.
+        proxy_headers=False,
     )
 
 

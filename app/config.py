@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    # Proxies whose X-Forwarded-Proto/-For are believed (IPs or networks, comma-separated; "*" any,
+    # empty none): behind TLS ending at one of them, session cookies are Secure.
+    forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import api_docs, schema_migrations, service_clock
 from app.audit.router import router as audit_router
@@ -106,6 +107,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         },
     )
     app.add_middleware(SecurityHeaders)
+    if settings.forwarded_allow_ips.strip():
+        # The scheme the browser used, from a trusted TLS-ending proxy: Secure cookies follow it.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     # Outermost, so that Meta's many small POSTs skip the routing and middleware below.
     webhook_receiver.install(app)
     app.include_router(opds_router)
