@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app import openapi_errors, schema_migrations
+from app import api_docs, openapi_errors, schema_migrations, service_clock
 from app.audit.router import router as audit_router
+from app.campaigns.router import current_time as campaign_clock
 from app.campaigns.router import router as campaigns_router
 from app.config import Settings, get_settings
 from app.console.router import router as console_router
@@ -82,8 +84,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(refuse_nul)],
+        docs_url=None,
+        redoc_url=None,
     )
+    api_docs.install(app)
     app.state.settings = settings
+    app.state.clock = service_clock.clock_for(settings)
+    if settings.clock_at is not None:
+        app.dependency_overrides[campaign_clock] = app.state.clock
     app.state.engine = engine
     app.state.vault = vault
     install_error_handlers(app)
@@ -100,6 +108,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         },
     )
     app.add_middleware(SecurityHeaders)
+    if settings.forwarded_allow_ips.strip():
+        # The scheme the browser used, from a trusted TLS-ending proxy: Secure cookies follow it.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     # Outermost, so that Meta's many small POSTs skip the routing and middleware below.
     webhook_receiver.install(app)
     app.include_router(opds_router)

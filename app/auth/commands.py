@@ -1,10 +1,12 @@
 """`spi-reminder user …`: people who log in to the pages (the first admin starts here)."""
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
-from app.auth import users
+from app.auth import user_admin, users
 from app.auth.models import Role
 from app.auth.principal import cli_principal
 from app.cli_support import cli_session, load_settings
@@ -42,11 +44,10 @@ def create(
             user_id, key = invited.user.id, invited.invitation_key
     except AppError as exc:
         _fail(exc)
-    path = f"/dashboard/invitation/{key}"
     typer.echo(
         f"user {user_id} ({role.value}) invited; the link works once and is not shown again:"
     )
-    typer.echo(base_url.rstrip("/") + path if base_url else path)
+    _print_link(key, base_url)
 
 
 @app.command("list")
@@ -68,15 +69,66 @@ def list_users() -> None:
             )
 
 
+def _user_id(session: Session, username: str) -> int:
+    user = users.get_by_username(session, username=username)
+    if user is None or user.id is None:
+        raise AppError(f"no user {username!r}", code="user_not_found", status_code=404)
+    return user.id
+
+
+def _print_link(key: str, base_url: str) -> None:
+    path = f"/dashboard/invitation/{key}"
+    typer.echo(base_url.rstrip("/") + path if base_url else path)
+
+
+def _act(username: str, action: Callable[[Session, int], object], done: str) -> None:
+    """Run an admin action on the named account in one transaction; one line of result."""
+    try:
+        with cli_session(load_settings()) as session:
+            action(session, _user_id(session, username))
+    except AppError as exc:
+        _fail(exc)
+    typer.echo(f"user {username}: {done}")
+
+
 @app.command("disable")
 def disable(username: str) -> None:
     """Disable an account; its sessions end at once."""
-    try:
-        with cli_session(load_settings()) as session:
-            user = users.get_by_username(session, username=username)
-            if user is None or user.id is None:
-                raise AppError(f"no user {username!r}", code="user_not_found", status_code=404)
-            users.disable_user(session, actor=cli_principal(), user_id=user.id)
-    except AppError as exc:
-        _fail(exc)
-    typer.echo(f"user {username} disabled; their sessions have ended")
+    _act(
+        username,
+        lambda session, user_id: user_admin.disable_user(
+            session, actor=cli_principal(), user_id=user_id
+        ),
+        "disabled; their sessions have ended",
+    )
+
+
+@app.command("reinvite")
+def reinvite(
+    username: str,
+    base_url: Annotated[
+        str, typer.Option(help="the service's public address, to print a full link")
+    ] = "",
+) -> None:
+    """A new one-time link; for an account already set up, its password is reset."""
+    keys: list[str] = []
+    _act(
+        username,
+        lambda session, user_id: keys.append(
+            users.reinvite_user(session, actor=cli_principal(), user_id=user_id).invitation_key
+        ),
+        "re-invited; the link works once and is not shown again:",
+    )
+    _print_link(keys[0], base_url)
+
+
+@app.command("reset-totp")
+def reset_totp(username: str) -> None:
+    """Turn an account's TOTP off (a lost phone); it is set up again at the next login."""
+    _act(
+        username,
+        lambda session, user_id: user_admin.reset_totp(
+            session, actor=cli_principal(), user_id=user_id
+        ),
+        "two-factor login reset; their sessions have ended",
+    )

@@ -9,9 +9,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
+from app.audit import service as audit_service
 from app.auth.models import Role, SessionStage, UserAccount, UserSession
 from app.auth.principal import Principal
 from app.db import utcnow
@@ -120,6 +121,42 @@ def end_all_for_user(session: Session, *, user_id: int) -> int:
         .where(col(UserSession.user_id) == user_id, col(UserSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())
     )
+    session.flush()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def end_all_audited(
+    session: Session,
+    *,
+    actor: Principal,
+    user_id: int,
+    action: str,
+    end: bool = True,
+    detail: dict[str, object] | None = None,
+) -> int:
+    """End a user's sessions (when `end`) and audit the action with how many ended."""
+    ended = end_all_for_user(session, user_id=user_id) if end else 0
+    audit_service.record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="user_account",
+        object_id=user_id,
+        detail=(detail or {}) | {"sessions_ended": ended},
+    )
+    return ended
+
+
+def purge_ended(session: Session, *, now: datetime, dry_run: bool = False) -> int:
+    """Delete every session no cookie can use any more: revoked, expired or idle too long."""
+    ended = or_(
+        col(UserSession.revoked_at).is_not(None),
+        col(UserSession.expires_at) <= now,
+        col(UserSession.last_seen_at) < now - IDLE_TIMEOUT,
+    )
+    if dry_run:
+        return int(session.exec(select(func.count()).select_from(UserSession).where(ended)).one())
+    result = session.execute(delete(UserSession).where(ended))
     session.flush()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -15,7 +15,7 @@ from app.auth import sessions as user_sessions
 from app.auth.models import Role, UserAccount, UserInvitation
 from app.auth.principal import Principal
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.opds.models import Opd
 from app.security import PhoneVault
 
@@ -93,12 +93,25 @@ def invite_user(
 
 
 def reinvite_user(session: Session, *, actor: Principal, user_id: int) -> Invited:
-    """A fresh invitation for an account not yet set up (older ones stop working)."""
-    user = _get(session, user_id)
-    if user.password_hash is not None or user.disabled_at is not None:
-        raise Conflict("Akun ini sudah aktif atau dinonaktifkan.", code="user_not_pending")
-    audit_service.record(
-        session, actor=actor, action="user.reinvite", object_type="user_account", object_id=user_id
+    """A fresh invitation (older ones stop working); for a set-up account, a password reset.
+
+    An active account's password is cleared and its sessions end at once: whoever holds the new
+    link chooses the next password. The second factor, if any, stays on.
+    """
+    user = get_user(session, user_id)
+    if user.disabled_at is not None:
+        raise Conflict("Akun ini dinonaktifkan.", code="user_disabled")
+    password_reset = user.password_hash is not None
+    if password_reset:
+        user.password_hash = None
+        session.add(user)
+    user_sessions.end_all_audited(
+        session,
+        actor=actor,
+        user_id=user_id,
+        action="user.reinvite",
+        end=password_reset,
+        detail={"password_reset": password_reset},
     )
     return Invited(user=user, invitation_key=_new_invitation(session, user=user))
 
@@ -159,14 +172,7 @@ def accept_invitation(session: Session, *, key: str, password: str) -> UserAccou
     user.password_hash = passwords.hash_password(password)
     user.last_login_at = utcnow()
     session.add_all([invitation, user])
-    audit_service.record(
-        session,
-        actor=principal_of(user),
-        action="user.setup",
-        object_type="user_account",
-        object_id=user.id,
-    )
-    session.flush()
+    _record_own(session, user=user, action="user.setup")
     return user
 
 
@@ -238,14 +244,7 @@ def confirm_totp(session: Session, *, user: UserAccount, code: str, vault: Phone
     user.totp_pending = None
     user.totp_last_step = step
     session.add(user)
-    audit_service.record(
-        session,
-        actor=principal_of(user),
-        action="user.totp_enable",
-        object_type="user_account",
-        object_id=user.id,
-    )
-    session.flush()
+    _record_own(session, user=user, action="user.totp_enable")
     return True
 
 
@@ -259,52 +258,30 @@ def list_users(session: Session) -> Sequence[tuple[UserAccount, Opd | None]]:
     return [(user, opd) for user, opd in rows]
 
 
-def disable_user(session: Session, *, actor: Principal, user_id: int) -> UserAccount:
-    """Disable an account; its sessions end at once and it can no longer log in."""
-    user = _get(session, user_id)
-    if actor.user_id == user_id:
-        raise Forbidden("Anda tidak dapat menonaktifkan akun sendiri.", code="self_disable")
-    if user.disabled_at is None:
-        user.disabled_at = utcnow()
-        session.add(user)
-        ended = user_sessions.end_all_for_user(session, user_id=user_id)
-        audit_service.record(
-            session,
-            actor=actor,
-            action="user.disable",
-            object_type="user_account",
-            object_id=user_id,
-            detail={"sessions_ended": ended},
-        )
-    return user
-
-
-def revoke_sessions(session: Session, *, actor: Principal, user_id: int) -> int:
-    """End every session of a user at once (they must log in again)."""
-    _get(session, user_id)
-    ended = user_sessions.end_all_for_user(session, user_id=user_id)
-    audit_service.record(
-        session,
-        actor=actor,
-        action="user.sessions_revoke",
-        object_type="user_account",
-        object_id=user_id,
-        detail={"sessions_ended": ended},
-    )
-    return ended
-
-
 def get_by_username(session: Session, *, username: str) -> UserAccount | None:
     """The account with this username, if any."""
     name = normalise_username(username)
     return session.exec(select(UserAccount).where(UserAccount.username == name)).first()
 
 
-def _get(session: Session, user_id: int) -> UserAccount:
+def get_user(session: Session, user_id: int) -> UserAccount:
+    """The account with this id; NotFound otherwise."""
     user = session.get(UserAccount, user_id)
     if user is None:
         raise NotFound(f"Pengguna {user_id} tidak ditemukan.", code="user_not_found")
     return user
+
+
+def _record_own(session: Session, *, user: UserAccount, action: str) -> None:
+    """Audit what a person did to their own account (never a password, key or code)."""
+    audit_service.record(
+        session,
+        actor=principal_of(user),
+        action=action,
+        object_type="user_account",
+        object_id=user.id,
+    )
+    session.flush()
 
 
 def principal_of(user: UserAccount, opd_code: str | None = None) -> Principal:

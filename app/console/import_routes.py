@@ -6,7 +6,6 @@ from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
 
 from app.console import importer, messages, pages, spreadsheets
-from app.dashboard import session as dash_session
 from app.db import SessionDep
 from app.dependencies import SettingsDep, VaultDep
 from app.enrolment.importing import ImportOptions
@@ -58,11 +57,9 @@ def check_import(
     semua_atau_tidak: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     """Check every row of an upload and show each problem by row; nothing is enrolled yet."""
-    visit = pages.open_visit(request, session, vault=vault, code=code)
+    visit = pages.open_form(request, session, vault=vault, code=code, csrf=csrf)
     if isinstance(visit, Response):
         return visit
-    if not dash_session.csrf_ok(visit.current.csrf, csrf):
-        return pages.csrf_refused(request, visit)
     all_or_nothing = semua_atau_tidak == "ya"
     opts = ImportOptions.from_settings(
         settings,
@@ -123,11 +120,9 @@ def confirm_import(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """Enrol the rows the check found ready; then the result and its report."""
-    visit = pages.open_visit(request, session, vault=vault, code=code)
+    visit = pages.open_form(request, session, vault=vault, code=code, csrf=csrf)
     if isinstance(visit, Response):
         return visit
-    if not dash_session.csrf_ok(visit.current.csrf, csrf):
-        return pages.csrf_refused(request, visit)
     opts = ImportOptions.from_settings(settings, all_or_nothing=False, default_consent_method=None)
     try:
         result = importer.confirm_import(
@@ -163,11 +158,9 @@ def import_report(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """The finished import's report as CSV: row, outcome, reason (never a number)."""
-    visit = pages.open_visit(request, session, vault=vault, code=code)
+    visit = pages.open_form(request, session, vault=vault, code=code, csrf=csrf)
     if isinstance(visit, Response):
         return visit
-    if not dash_session.csrf_ok(visit.current.csrf, csrf):
-        return pages.csrf_refused(request, visit)
     try:
         rows = importer.report_rows(vault, token, opd=visit.opd, actor=visit.current.principal)
     except importer.TokenRefused:

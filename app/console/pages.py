@@ -13,17 +13,15 @@ from app.auth.models import Role
 from app.console import messages, service
 from app.dashboard import session as dash_session
 from app.errors import AppError
+from app.http_headers import CONTENT_SECURITY_POLICY
 from app.opds.models import Opd
 from app.security import PhoneVault
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 STATIC_DIR = Path(__file__).parent / "static"
 
-# No script at all, styles from this origin only, nothing framed, no form posts elsewhere.
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
+# The dashboard's policy (app.http_headers): no script, styles from this origin only.
+CSP = CONTENT_SECURITY_POLICY
 ROLE_LABELS = {"admin": "admin", "inspectorate": "inspektorat", "coordinator": "koordinator OPD"}
 
 
@@ -74,9 +72,14 @@ def render(
     return response
 
 
+def see_other(url: str) -> Response:
+    """A 303 to another console page (after a form, or to the right OPD)."""
+    return harden(RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER))
+
+
 def to_login() -> Response:
     """Where a visitor without a session goes."""
-    return harden(RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER))
+    return see_other("/dashboard/login")
 
 
 def problem(
@@ -121,6 +124,16 @@ def open_visit(
     except AppError as exc:
         return problem(request, current, exc)
     return Visit(current=current, opd=opd)
+
+
+def open_form(
+    request: Request, session: Session, *, vault: PhoneVault, code: str, csrf: str
+) -> Visit | Response:
+    """Like open_visit, for a posted form: without the session's CSRF value nothing is done."""
+    visit = open_visit(request, session, vault=vault, code=code)
+    if isinstance(visit, Response) or dash_session.csrf_ok(visit.current.csrf, csrf):
+        return visit
+    return csrf_refused(request, visit)
 
 
 def is_enroler(current: dash_session.DashboardSession) -> bool:

@@ -8,8 +8,8 @@ enrolment pages. Every form carries the session's CSRF value; no page runs a scr
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request, status
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import FileResponse, Response
 
 from app.console import import_routes, messages, pages, poster, service
 from app.dashboard import session as dash_session
@@ -44,9 +44,7 @@ def console_home(request: Request, session: SessionDep, vault: VaultDep) -> Resp
     if not pages.is_enroler(current):
         return pages.problem(request, current, Forbidden("no console", code="forbidden"))
     if principal.opd_code and not principal.is_admin:
-        return pages.harden(
-            RedirectResponse(f"/console/opd/{principal.opd_code}", status.HTTP_303_SEE_OTHER)
-        )
+        return pages.see_other(f"/console/opd/{principal.opd_code}")
     opds = service.choosable_opds(session, viewer=principal)
     return pages.render(request, "choose_opd.html", {"opds": opds}, current=current)
 
@@ -106,11 +104,9 @@ def search_number(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """Is this number on my list? (POST: a number never travels in a URL or an access log.)"""
-    visit = pages.open_visit(request, session, vault=vault, code=code)
+    visit = pages.open_form(request, session, vault=vault, code=code, csrf=csrf)
     if isinstance(visit, Response):
         return visit
-    if not dash_session.csrf_ok(visit.current.csrf, csrf):
-        return pages.csrf_refused(request, visit)
     try:
         found = service.find(session, vault=vault, opd=visit.opd, phone=nomor, settings=settings)
     except AppError as exc:
@@ -134,11 +130,9 @@ def add_person(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """Add one person who consented, with the consent evidence."""
-    visit = pages.open_visit(request, session, vault=vault, code=code)
+    visit = pages.open_form(request, session, vault=vault, code=code, csrf=csrf)
     if isinstance(visit, Response):
         return visit
-    if not dash_session.csrf_ok(visit.current.csrf, csrf):
-        return pages.csrf_refused(request, visit)
     form = {"nomor": nomor, "nama": nama, "metode": metode, "tanggal": tanggal}
     error = None
     if bukti != "ya":
@@ -170,8 +164,7 @@ def add_person(
             )
     if error is not None:
         return _home(request, visit, session, vault, error=error, form=form, status_code=422)
-    target = f"/console/opd/{visit.opd.code}?pesan=ditambah"
-    return pages.harden(RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER))
+    return pages.see_other(f"/console/opd/{visit.opd.code}?pesan=ditambah")
 
 
 @router.get("/opd/{code}/tarik/{enrolment_id}")
@@ -200,11 +193,9 @@ def withdraw_person(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """Withdraw one person: the number and label are erased at once."""
-    visit = pages.open_visit(request, session, vault=vault, code=code)
+    visit = pages.open_form(request, session, vault=vault, code=code, csrf=csrf)
     if isinstance(visit, Response):
         return visit
-    if not dash_session.csrf_ok(visit.current.csrf, csrf):
-        return pages.csrf_refused(request, visit)
     try:
         service.withdraw(
             session,
@@ -215,8 +206,7 @@ def withdraw_person(
         )
     except AppError as exc:
         return pages.problem(request, visit.current, exc, opd=visit.opd)
-    target = f"/console/opd/{visit.opd.code}?pesan=ditarik"
-    return pages.harden(RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER))
+    return pages.see_other(f"/console/opd/{visit.opd.code}?pesan=ditarik")
 
 
 @router.get("/opd/{code}/poster")

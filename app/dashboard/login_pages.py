@@ -1,5 +1,6 @@
 """Logging in as a person: password, then the TOTP code; invitations; setting up TOTP."""
 
+from collections.abc import Mapping
 from typing import Annotated
 
 import segno
@@ -32,18 +33,34 @@ def _second_factor_required(user: UserAccount, settings: SettingsDep) -> bool:
     return settings.env == "production" and user.role == Role.admin.value
 
 
-def _login_form(
-    request: Request, *, error: str | None = None, status_code: int = 200, username: str = ""
+def _pre_login_page(
+    request: Request,
+    settings: SettingsDep,
+    name: str,
+    context: Mapping[str, object],
+    *,
+    status_code: int = 200,
 ) -> Response:
+    """A page whose form is posted before any session exists: CSRF by double-submit cookie."""
     csrf = dash_session.login_csrf(request)
-    response = render(
-        request,
-        "login.html",
-        {"csrf": csrf, "error": error, "username": username},
-        status_code=status_code,
+    response = render(request, name, {"csrf": csrf, **context}, status_code=status_code)
+    secure = dash_session.cookie_secure(request, settings)
+    response.set_cookie(
+        dash_session.PRE_LOGIN_COOKIE, csrf, httponly=True, samesite="strict", secure=secure
     )
-    response.set_cookie(dash_session.PRE_LOGIN_COOKIE, csrf, httponly=True, samesite="strict")
     return response
+
+
+def _login_form(
+    request: Request,
+    settings: SettingsDep,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    username: str = "",
+) -> Response:
+    context: dict[str, object] = {"error": error, "username": username}
+    return _pre_login_page(request, settings, "login.html", context, status_code=status_code)
 
 
 def _begin(
@@ -64,12 +81,12 @@ def _begin(
 
 
 @router.get("/login")
-def login_form(request: Request, session: SessionDep) -> Response:
+def login_form(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """The login page: username and password."""
     current = dash_session.active(request, session)
     if current is not None and current.stage is SessionStage.full:
         return redirect(dash_session.landing_url(current.principal.role))
-    return _login_form(request)
+    return _login_form(request, settings)
 
 
 @router.post("/login")
@@ -84,19 +101,26 @@ def login(
     """Check the password (throttled per username); then the TOTP step or the landing page."""
     expected = request.cookies.get(dash_session.PRE_LOGIN_COOKIE, "")
     if not dash_session.csrf_ok(expected, csrf):
-        return _login_form(request, error=CSRF_FAILED, status_code=status.HTTP_403_FORBIDDEN)
+        return _login_form(
+            request, settings, error=CSRF_FAILED, status_code=status.HTTP_403_FORBIDDEN
+        )
     try:
         user = users.check_password(session, username=username, password=password)
     except users.LoginRefused as refused:
         if refused.wait_seconds:
             return _login_form(
                 request,
+                settings,
                 error=_throttled(refused.wait_seconds),
                 status_code=status.HTTP_429_TOO_MANY_REQUESTS,
                 username=username,
             )
         return _login_form(
-            request, error=WRONG_LOGIN, status_code=status.HTTP_401_UNAUTHORIZED, username=username
+            request,
+            settings,
+            error=WRONG_LOGIN,
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            username=username,
         )
     return _begin(request, session, settings, user, url="")
 
@@ -131,6 +155,7 @@ def check_code(
         user_sessions.end(session, row=current.row)
         response = _login_form(
             request,
+            settings,
             error=_throttled(refused.wait_seconds),
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
         )
@@ -163,16 +188,15 @@ def logout(
 
 
 @router.get("/invitation/{key}")
-def invitation_form(key: str, request: Request, session: SessionDep) -> Response:
+def invitation_form(
+    key: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
     """The invited user chooses their password."""
     user = users.open_invitation(session, key=key)
     if user is None:
         return render(request, "invitation_invalid.html", {}, status_code=404)
-    csrf = dash_session.login_csrf(request)
-    context = {"csrf": csrf, "error": None, "user": user}
-    response = render(request, "invitation.html", context)
-    response.set_cookie(dash_session.PRE_LOGIN_COOKIE, csrf, httponly=True, samesite="strict")
-    return response
+    context = {"error": None, "user": user}
+    return _pre_login_page(request, settings, "invitation.html", context)
 
 
 @router.post("/invitation/{key}")
@@ -190,9 +214,9 @@ def accept_invitation(
     if user is None:
         return render(request, "invitation_invalid.html", {}, status_code=404)
     expected = request.cookies.get(dash_session.PRE_LOGIN_COOKIE, "")
-    error = None
+    error, status_code = None, status.HTTP_422_UNPROCESSABLE_CONTENT
     if not dash_session.csrf_ok(expected, csrf):
-        error = CSRF_FAILED
+        error, status_code = CSRF_FAILED, status.HTTP_403_FORBIDDEN
     elif password != password_again:
         error = "Kedua kata sandi tidak sama."
     else:
@@ -201,11 +225,10 @@ def accept_invitation(
         except AppError as exc:
             error = exc.message
     if error is not None:
-        fresh = dash_session.login_csrf(request)
-        context = {"csrf": fresh, "error": error, "user": user}
-        response = render(request, "invitation.html", context, status_code=422)
-        response.set_cookie(dash_session.PRE_LOGIN_COOKIE, fresh, httponly=True, samesite="strict")
-        return response
+        context = {"error": error, "user": user}
+        return _pre_login_page(
+            request, settings, "invitation.html", context, status_code=status_code
+        )
     return _begin(request, session, settings, user, url="/dashboard/account/two-factor")
 
 

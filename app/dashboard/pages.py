@@ -11,6 +11,7 @@ from app.dashboard import service
 from app.dashboard import session as dash_session
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def render(

@@ -1,17 +1,23 @@
 """The inspectorate's dashboard: server-rendered pages in Bahasa Indonesia, aggregates only."""
 
 from fastapi import APIRouter, Request, status
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
 from app.dashboard import login_pages, service, user_pages
 from app.dashboard import session as dash_session
-from app.dashboard.pages import render, to_login
+from app.dashboard.pages import STATIC_DIR, render, to_login
 from app.db import SessionDep
 from app.dependencies import SettingsDep, VaultDep
 from app.errors import NotFound
 from app.ids import DbId
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
+
+
+@router.get("/static/dashboard.css")
+def dashboard_css() -> Response:
+    """The pages' only stylesheet (from this origin: the CSP allows no inline style)."""
+    return FileResponse(STATIC_DIR / "dashboard.css", media_type="text/css; charset=utf-8")
 
 
 @router.get("")

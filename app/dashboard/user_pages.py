@@ -1,5 +1,7 @@
-"""Admins manage people: invite (a one-time link shown once), list, disable, end sessions."""
+"""Admins manage people: invite (a one-time link shown once), list, disable, end sessions,
+reset a lost second factor, re-invite (a new link; for a set-up account, a password reset)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -7,7 +9,7 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import Response
 
 from app.auth import sessions as user_sessions
-from app.auth import users
+from app.auth import user_admin, users
 from app.auth.models import Role
 from app.dashboard import service
 from app.dashboard import session as dash_session
@@ -81,6 +83,7 @@ def users_page(request: Request, session: SessionDep, vault: VaultDep) -> Respon
     notice = {
         "disabled": "Pengguna dinonaktifkan; semua sesinya berakhir.",
         "revoked": "Semua sesi pengguna diakhiri.",
+        "totp_reset": "Verifikasi dua langkah pengguna diatur ulang; semua sesinya berakhir.",
     }.get(request.query_params.get("done", ""))
     context = {"users": _rows(session), "notice": notice}
     return render(request, "users.html", context, current=current)
@@ -170,86 +173,77 @@ def _invited_page(
 
 
 def _user_action(
-    request: Request, session: SessionDep, vault: VaultDep, csrf: str
-) -> dash_session.DashboardSession | Response:
+    request: Request,
+    session: SessionDep,
+    vault: VaultDep,
+    csrf: str,
+    act: Callable[[dash_session.DashboardSession], Response],
+) -> Response:
+    """An admin's CSRF-checked action on an account; a refusal becomes a page in Indonesian."""
     current = _admin(request, session, vault)
     if isinstance(current, Response):
         return current
     if not dash_session.csrf_ok(current.csrf, csrf):
         return Response("Token CSRF salah.", status_code=status.HTTP_403_FORBIDDEN)
-    return current
+    try:
+        return act(current)
+    except AppError as exc:
+        context = {"error": exc.message}
+        return render(
+            request, "user_error.html", context, current=current, status_code=exc.status_code
+        )
+
+
+CsrfField = Annotated[str, Form(max_length=200)]
 
 
 @router.post("/users/{user_id}/disable")
 def disable(
-    user_id: int,
-    request: Request,
-    session: SessionDep,
-    vault: VaultDep,
-    csrf: Annotated[str, Form(max_length=200)] = "",
+    user_id: int, request: Request, session: SessionDep, vault: VaultDep, csrf: CsrfField = ""
 ) -> Response:
     """Disable an account; its sessions end at once."""
-    current = _user_action(request, session, vault, csrf)
-    if isinstance(current, Response):
-        return current
-    try:
-        users.disable_user(session, actor=current.principal, user_id=user_id)
-    except AppError as exc:
-        return render(
-            request,
-            "user_error.html",
-            {"error": exc.message},
-            current=current,
-            status_code=exc.status_code,
-        )
-    return redirect("/dashboard/users?done=disabled")
+
+    def act(current: dash_session.DashboardSession) -> Response:
+        user_admin.disable_user(session, actor=current.principal, user_id=user_id)
+        return redirect("/dashboard/users?done=disabled")
+
+    return _user_action(request, session, vault, csrf, act)
 
 
 @router.post("/users/{user_id}/sessions/revoke")
 def revoke_sessions(
-    user_id: int,
-    request: Request,
-    session: SessionDep,
-    vault: VaultDep,
-    csrf: Annotated[str, Form(max_length=200)] = "",
+    user_id: int, request: Request, session: SessionDep, vault: VaultDep, csrf: CsrfField = ""
 ) -> Response:
     """End every session of a user at once."""
-    current = _user_action(request, session, vault, csrf)
-    if isinstance(current, Response):
-        return current
-    try:
-        users.revoke_sessions(session, actor=current.principal, user_id=user_id)
-    except AppError as exc:
-        return render(
-            request,
-            "user_error.html",
-            {"error": exc.message},
-            current=current,
-            status_code=exc.status_code,
-        )
-    return redirect("/dashboard/users?done=revoked")
+
+    def act(current: dash_session.DashboardSession) -> Response:
+        user_admin.revoke_sessions(session, actor=current.principal, user_id=user_id)
+        return redirect("/dashboard/users?done=revoked")
+
+    return _user_action(request, session, vault, csrf, act)
+
+
+@router.post("/users/{user_id}/two-factor/reset")
+def reset_two_factor(
+    user_id: int, request: Request, session: SessionDep, vault: VaultDep, csrf: CsrfField = ""
+) -> Response:
+    """Turn a user's TOTP off (a lost phone): they set it up again at their next login."""
+
+    def act(current: dash_session.DashboardSession) -> Response:
+        user_admin.reset_totp(session, actor=current.principal, user_id=user_id)
+        return redirect("/dashboard/users?done=totp_reset")
+
+    return _user_action(request, session, vault, csrf, act)
 
 
 @router.post("/users/{user_id}/reinvite")
 def reinvite(
-    user_id: int,
-    request: Request,
-    session: SessionDep,
-    vault: VaultDep,
-    csrf: Annotated[str, Form(max_length=200)] = "",
+    user_id: int, request: Request, session: SessionDep, vault: VaultDep, csrf: CsrfField = ""
 ) -> Response:
-    """A fresh invitation link for an account not yet set up."""
-    current = _user_action(request, session, vault, csrf)
-    if isinstance(current, Response):
-        return current
-    try:
+    """A fresh invitation link; for an account already set up, it resets the password."""
+
+    def act(current: dash_session.DashboardSession) -> Response:
         invited = users.reinvite_user(session, actor=current.principal, user_id=user_id)
-    except AppError as exc:
-        return render(
-            request,
-            "user_error.html",
-            {"error": exc.message},
-            current=current,
-            status_code=exc.status_code,
-        )
-    return _invited_page(request, current, invited)
+        return _invited_page(request, current, invited)
+
+    return _user_action(request, session, vault, csrf, act)

@@ -128,8 +128,10 @@ class WorkerStore:
         with read_scope(self.engine) as session:
             return sending_rate.per_number_rate(session, settings=self.settings)
 
-    def reserve_slots(self, count: int, rate: float) -> float:
-        """Reserve the number's next send slots; seconds until they end."""
+    def reserve_slots(self, count: int, rate: float, lead: float) -> sending_rate.Grant:
+        """Reserve the number's next send slots (see app.outbox.sending_rate)."""
         sender = self.settings.whatsapp_phone_number_id or "default"
         with session_scope(self.engine) as session:
-            return sending_rate.reserve_slots(session, sender=sender, count=count, rate=rate)
+            return sending_rate.reserve_slots(
+                session, sender=sender, count=count, rate=rate, lead=lead
+            )

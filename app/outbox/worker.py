@@ -103,8 +103,8 @@ class OutboxWorker:
         if not self.store.shared:
             return sending_rate.Pace(rate)  # SQLite: one process sends
 
-        async def reserve(count: int, rate: float) -> float:
-            return await asyncio.to_thread(self.store.reserve_slots, count, rate)
+        async def reserve(count: int, rate: float, lead: float) -> sending_rate.Grant:
+            return await asyncio.to_thread(self.store.reserve_slots, count, rate, lead)
 
         return sending_rate.SharedPace(rate, reserve=reserve)
 
@@ -161,9 +161,7 @@ class OutboxWorker:
             await self._release(ahead)
             if sending:
                 await asyncio.gather(*sending, return_exceptions=True)
-        pace = self.pace
-        if isinstance(pace, sending_rate.SharedPace):
-            logger.info("outbox.pace grants=%d missed=%d", pace.grants, pace.missed)
+        logger.info("outbox.pace %s", self.pace.describe())
         logger.info("outbox.worker_stopped id=%s requests=%d", self.worker_id, self.sent)
 
     async def run_once(self) -> int:
@@ -254,7 +252,8 @@ class OutboxWorker:
 
         async with self._slots:
             batch.start_one()
-            if not await self.pace.wait(still_wanted):
+            slot = await self.pace.slot(still_wanted)  # handed out a little ahead of time
+            if slot is None:
                 batch.unsent.append(job.delivery_id)
                 return
             try:
@@ -266,7 +265,9 @@ class OutboxWorker:
             if not marked:
                 return  # no longer ours (opted out, settled, or taken after a lapsed lease)
             deadline = time.monotonic() + self.config.lease_seconds * LEASE_SAFETY
-            result = await self._request(batch, job, still_wanted)
+            # It leaves at its slot's moment (or a later slot's), or is recorded as never sent.
+            sent = await self.pace.keep(slot, still_wanted)
+            result = await self._request(batch, job, still_wanted) if sent else None
             await self._records.submit(Outcome(job, result))
 
     async def _request(
@@ -345,6 +346,7 @@ async def start(app: FastAPI) -> WorkerHandle | None:
         settings=app.state.settings,
         messenger=messenger,
         vault=app.state.vault,
+        clock=getattr(app.state, "clock", utcnow),
     )
     return WorkerHandle(worker, asyncio.create_task(worker.run(), name="outbox-worker"))
 

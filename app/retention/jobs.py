@@ -27,6 +27,6 @@ def run(
             dry_run=dry_run,
             audit_retention_days=audit_retention_days,
         )
-    if report.campaigns or report.audit_events:
+    if report.campaigns or report.audit_events or report.sessions:
         logger.info("retention.%s", report.summary())
     return report

@@ -15,7 +15,8 @@ day, or the day it was finished if earlier). Purging a due campaign:
 - marks the campaign `purged` (purged_at) and audits it with counts only.
 
 Independently, audit events older than `audit_retention_days` are deleted, and that too is
-audited. A dry run counts the same things and changes nothing (it writes no audit event).
+audited; browser sessions that no cookie can use any more (logged out, revoked, expired, idle)
+are deleted too. A dry run counts the same things and changes nothing (it writes no audit event).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.audit.models import AuditEvent
+from app.auth import sessions as user_sessions
 from app.auth.principal import Principal, cli_principal
 from app.campaigns.models import Campaign, CampaignOpd, CampaignState
 from app.enrolment import erasure
@@ -60,6 +62,7 @@ class PurgeReport:
     dry_run: bool
     campaigns: list[CampaignPurge] = field(default_factory=list)
     audit_events: int = 0
+    sessions: int = 0
 
     @property
     def deliveries(self) -> int:
@@ -75,7 +78,8 @@ class PurgeReport:
         ids = ",".join(str(c.campaign_id) for c in self.campaigns) or "-"
         return (
             f"{verb} campaigns={len(self.campaigns)} ids={ids} deliveries={self.deliveries} "
-            f"enrolments_erased={self.enrolments_erased} audit_events={self.audit_events}"
+            f"enrolments_erased={self.enrolments_erased} audit_events={self.audit_events} "
+            f"sessions={self.sessions}"
         )
 
 
@@ -111,6 +115,7 @@ def purge_due(
             object_type="audit_event",
             detail={"deleted": report.audit_events, "retention_days": audit_retention_days},
         )
+    report.sessions = user_sessions.purge_ended(session, now=now, dry_run=dry_run)
     for campaign in due_campaigns(session, now=now):
         report.campaigns.append(_purge_campaign(session, campaign, now=now, dry_run=dry_run))
         if not dry_run:

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from app.sandbox import inbox, pages
+from app.sandbox.arrivals import Arrivals
 from app.sandbox.checker import BodyChecker
 from app.sandbox.faults import Faults, graph_error
 from app.sandbox.identity import SANDBOX_PHONE_NUMBER_ID, SANDBOX_WABA_ID
@@ -72,11 +73,13 @@ class SandboxGraph:
             on_status=self._mark,
         )
         self._routes = Starlette(routes=self.sandbox_routes(), lifespan=self.lifespan)
+        self.arrivals = Arrivals()
         self.reset()
 
     def reset(self) -> None:
         """Forget every message and counter (faults are kept)."""
         self.requests = 0
+        self.arrivals.clear()
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.by_callback: Counter[str] = Counter()
@@ -119,6 +122,7 @@ class SandboxGraph:
     ) -> tuple[int, dict[str, Any]]:
         """POST /{version}/{phone_number_id}/messages: (HTTP status, JSON body)."""
         self.requests += 1
+        self.arrivals.record()
         if not authorization.startswith("Bearer "):
             return self._reject("no_token", graph_error(401, 190, "Invalid OAuth access token"))
         if phone_number_id != self.phone_number_id:
@@ -229,6 +233,7 @@ class SandboxGraph:
         }
         if detail:
             result["by_callback"] = dict(self.by_callback)
+            result["arrivals"] = self.arrivals.summary()
         return result
 
     def sandbox_routes(self) -> list[Route]:

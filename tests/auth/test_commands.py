@@ -1,15 +1,20 @@
-"""`spi-reminder user create/list/disable`: how the first admin comes to exist."""
+"""`spi-reminder user …`: how the first admin comes to exist, and how the operator helps them."""
 
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlmodel import select
 from typer.testing import CliRunner
 
+from app.audit.models import AuditEvent
+from app.auth.models import Role
 from app.cli import cli
 from app.config import Settings, get_settings
-from tests.auth.helpers import PASSWORD, csrf_of, stored_user
+from app.db import session_scope
+from app.security import PhoneVault
+from tests.auth.helpers import PASSWORD, add_user, csrf_of, stored_user
 
 
 @pytest.fixture
@@ -76,3 +81,26 @@ def test_bad_input_is_one_line_and_exit_2(cli_env: None) -> None:
     code, _, err = run("create", "--username", "koord", "--name", "K", "--role", "coordinator")
     assert code == 2
     assert "opd_required" in err
+
+
+def test_reset_totp_and_reinvite_from_the_cli(
+    cli_env: None, engine: Engine, vault: PhoneVault
+) -> None:
+    # The only admin lost their phone and forgot their password: the operator helps on the server.
+    who = add_user(engine, Role.admin, username="admin.satu", totp_vault=vault)
+    code, out, _ = run("reset-totp", who.username)
+    assert code == 0, out
+    assert stored_user(engine, who.username).totp_secret is None
+    code, _, err = run("reset-totp", who.username)
+    assert code == 2
+    assert "totp_not_enabled" in err
+    code, out, _ = run("reinvite", who.username, "--base-url", "https://spi.example.go.id")
+    assert code == 0, out
+    assert (
+        out.strip().splitlines()[-1].startswith("https://spi.example.go.id/dashboard/invitation/")
+    )
+    assert stored_user(engine, who.username).password_hash is None
+    with session_scope(engine) as s:
+        actions = [e.action for e in s.exec(select(AuditEvent)).all()]
+    assert "user.totp_reset" in actions
+    assert "user.reinvite" in actions

@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from app.auth import users
+from app.audit.models import AuditEvent
+from app.auth import user_admin, users
 from app.auth.models import Role, UserInvitation
 from app.auth.principal import cli_principal
 from app.db import session_scope, utcnow
@@ -78,8 +79,6 @@ def test_a_new_invitation_cancels_the_old_one(engine: Engine) -> None:
     with pytest.raises(NotFound):
         accept(engine, old)
     accept(engine, new)
-    with session_scope(engine) as s, pytest.raises(Conflict):
-        users.reinvite_user(s, actor=cli_principal(), user_id=user_id)  # already set up
 
 
 def test_a_disabled_account_cannot_be_set_up(engine: Engine) -> None:
@@ -87,9 +86,28 @@ def test_a_disabled_account_cannot_be_set_up(engine: Engine) -> None:
     user_id = stored_user(engine, "siti.inspektorat").id
     assert user_id is not None
     with session_scope(engine) as s:
-        users.disable_user(s, actor=cli_principal(), user_id=user_id)
+        user_admin.disable_user(s, actor=cli_principal(), user_id=user_id)
     with pytest.raises(NotFound):
         accept(engine, key)
+    with session_scope(engine) as s, pytest.raises(Conflict):
+        users.reinvite_user(s, actor=cli_principal(), user_id=user_id)
+
+
+def test_reinviting_a_set_up_account_resets_its_password(engine: Engine) -> None:
+    accept(engine, invite(engine))
+    user_id = stored_user(engine, "siti.inspektorat").id
+    assert user_id is not None
+    with session_scope(engine) as s:
+        key = users.reinvite_user(s, actor=cli_principal(), user_id=user_id).invitation_key
+    with session_scope(engine) as s, pytest.raises(users.LoginRefused):
+        users.check_password(s, username="siti.inspektorat", password=PASSWORD)
+    accept(engine, key, password="kata sandi baru yang panjang")
+    with session_scope(engine) as s:
+        users.check_password(
+            s, username="siti.inspektorat", password="kata sandi baru yang panjang"
+        )
+        event = s.exec(select(AuditEvent).where(AuditEvent.action == "user.reinvite")).one()
+        assert event.detail == {"password_reset": True, "sessions_ended": 0}
 
 
 def test_a_weak_password_leaves_the_invitation_usable(engine: Engine) -> None:

@@ -16,6 +16,7 @@ from typing import IO, Any
 import httpx
 
 from app.config import Settings
+from app.sandbox.identity import SANDBOX_PHONE_NUMBER_ID
 from tests.outbox.conftest import NOW
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +68,13 @@ class SandboxProcess:
         query = "?detail=1" if detail else ""
         answer: dict[str, Any] = httpx.get(self.url + "/sandbox/stats" + query, timeout=10).json()
         return answer
+
+    def warm_up(self) -> None:
+        """Have the fake compile Meta's spec now, not while the first sends wait, then reset."""
+        path = f"/v23.0/{SANDBOX_PHONE_NUMBER_ID}/messages"
+        headers = {"Authorization": "Bearer warm-up"}
+        httpx.post(self.url + path, json={"to": "+6281100000000"}, headers=headers, timeout=60)
+        httpx.post(self.url + "/sandbox/reset", timeout=10).raise_for_status()
 
     def faults(self, **changes: Any) -> None:
         httpx.post(self.url + "/sandbox/faults", json=changes, timeout=5).raise_for_status()
@@ -134,3 +142,12 @@ class WorkerProcess:
     def terminate(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
+
+
+def worker_shares(log: Path) -> list[int]:
+    """The requests each worker reports in its closing log line, one entry per worker."""
+    return [
+        int(line.rsplit("requests=", 1)[1])
+        for line in log.read_text().splitlines()
+        if "outbox.worker_stopped" in line
+    ]

@@ -25,6 +25,7 @@ from tests.outbox.processes import (
     sandbox_process,
     wait_until,
     worker_env,
+    worker_shares,
 )
 
 
@@ -107,11 +108,7 @@ def test_two_workers_send_a_round_of_5000_exactly_once(
         stats = sandbox.stats(detail=True)
     log.close()
     # Both took part: each reports the requests it made when it stops.
-    shares = [
-        int(line.rsplit("requests=", 1)[1])
-        for line in (tmp_path / "workers.log").read_text().splitlines()
-        if "outbox.worker_stopped" in line
-    ]
+    shares = worker_shares(tmp_path / "workers.log")
     assert len(shares) == 2
     assert min(shares) > 0
     assert sum(shares) == people

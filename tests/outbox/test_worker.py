@@ -294,7 +294,11 @@ def test_stop_finishes_in_flight_sends_and_requeues_the_rest(
             clock=clock,
         )
         task = asyncio.create_task(worker.run())
+        deadline = asyncio.get_running_loop().time() + 30
         while sandbox.accepted < 3:
+            if task.done():
+                task.result()  # the worker's own error, rather than waiting for ever
+            assert asyncio.get_running_loop().time() < deadline, "no send accepted in 30 s"
             await asyncio.sleep(0.02)
         worker.stop()
         await asyncio.wait_for(task, timeout=10)
