@@ -1,9 +1,10 @@
 """Bulk enrolment from a coordinator's CSV/XLSX, in batches, with a row-level report."""
 
+import contextlib
 import json
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, time
 from itertools import islice
@@ -17,8 +18,9 @@ from sqlmodel import Session
 from app.audit import service as audit_service
 from app.auth.principal import Principal
 from app.config import Settings
-from app.db import copy_rows, utcnow
+from app.db import copy_rows, is_postgresql, utcnow
 from app.enrolment import service as enrolment_service
+from app.enrolment.import_staging import InvalidRow, Sealed, Staged, Staging
 from app.enrolment.models import Enrolment, EnrolmentStatus
 from app.enrolment.phones import InvalidPhone, mask_phone, normalise_phone
 from app.enrolment.rows import RawRow, parse_consent_date, parse_consent_method
@@ -31,6 +33,13 @@ from app.security import PhoneVault
 # suppressed number is listed like any other and simply never messaged.
 ENROLLED, DUPLICATE, INVALID = "enrolled", "duplicate", "invalid"
 ALREADY_LISTED = "already on this OPD's list"
+# Rows per write transaction on SQLite: its one write lock is held for about 50 ms at a time,
+# so a webhook or the worker queued behind a batch is served at once.
+SQLITE_WRITE_BATCH = 500
+# One import at a time per process. Checking and encrypting rows is CPU work under the GIL;
+# several imports at once starve the event loop (worker, webhooks) and every request. Uploads
+# wait here holding no database lock, and the time is the same in total.
+_one_import_at_a_time = threading.Lock()
 
 
 class ImportReport:
@@ -64,9 +73,15 @@ class ImportReport:
         doc = dict(head or {})
         doc["summary"] = self.summary.model_dump()
         yield json.dumps(doc)[:-1].encode() + b', "rows": ['
+        # Some hundred rows per chunk: every chunk of a streamed response is a trip through
+        # the thread pool, which a busy server makes slow.
+        chunk: list[bytes] = []
         for i, row in enumerate(self.iter_rows()):
-            yield (b"," if i else b"") + json.dumps(row).encode()
-        yield b"]}"
+            chunk.append((b"," if i else b"") + json.dumps(row).encode())
+            if len(chunk) == 500:
+                yield b"".join(chunk)
+                chunk = []
+        yield b"".join(chunk) + b"]}"
 
     def close(self) -> None:
         """Drop the spooled rows."""
@@ -83,14 +98,7 @@ class _Candidate:
     recorded_at: datetime
 
 
-@dataclass
-class _Invalid:
-    row: int
-    reason: str
-
-
-_Checked = _Candidate | _Invalid
-_Sealed = dict[int, tuple[str, str | None]]
+_Checked = _Candidate | InvalidRow
 
 
 @dataclass
@@ -152,13 +160,30 @@ def _check(
     raw: RawRow, *, vault: PhoneVault, opts: ImportOptions, tz: ZoneInfo, now: datetime
 ) -> _Checked:
     result = _validate(raw, vault=vault, opts=opts, tz=tz, now=now)
-    return _Invalid(raw.row_number, result) if isinstance(result, str) else result
+    return InvalidRow(raw.row_number, result) if isinstance(result, str) else result
 
 
-def _batches(items: Iterator[_Checked], size: int) -> Iterator[list[_Checked]]:
+def _batches(items: Iterator[Staged], size: int) -> Iterator[list[Staged]]:
     # itertools.batched arrives only with Python 3.12.
     while batch := list(islice(items, size)):
         yield batch
+
+
+def _seal(vault: PhoneVault, item: _Checked) -> Staged:
+    """Encrypt a valid row's number and label (every row: the work must not depend on whether
+    the number is suppressed)."""
+    if isinstance(item, InvalidRow):
+        return item
+    label_ciphertext = vault.encrypt(item.label) if item.label else None
+    return Sealed(
+        item.row,
+        item.index,
+        mask_phone(item.e164),
+        vault.encrypt(item.e164),
+        label_ciphertext,
+        item.method,
+        item.recorded_at,
+    )
 
 
 def import_enrolments(
@@ -171,98 +196,155 @@ def import_enrolments(
     opts: ImportOptions,
     report: ImportReport,
 ) -> ImportSummary:
-    """Enrol every valid row; with all_or_nothing, enrol nothing if any row is bad."""
+    """Enrol every valid row; with all_or_nothing, enrol nothing if any row is bad.
+
+    Commits: the caller's open transaction first, then each batch in a short transaction of
+    its own, so that no import holds SQLite's single write lock for long. The whole file is
+    read, checked and encrypted before anything is written, so a file that turns out bad
+    (or, with all_or_nothing, has a bad row) enrols nothing. Every batch is applied once:
+    an import cut short can be uploaded again, and its applied rows come back as duplicates.
+    """
     assert opd.id is not None
     if opts.default_consent_method not in (None, "paper_form", "digital_form"):
         # A file may never claim WhatsApp consent (only the webhook's YA reply records it).
         raise Invalid("the default consent method must be paper_form or digital_form")
+    session.commit()
+    with _one_import_at_a_time:
+        _read_and_apply(
+            session, vault=vault, actor=actor, opd=opd, rows=rows, opts=opts, report=report
+        )
+    _audit(session, actor=actor, opd=opd, summary=report.summary)
+    return report.summary
+
+
+def _read_and_apply(
+    session: Session,
+    *,
+    vault: PhoneVault,
+    actor: Principal,
+    opd: Opd,
+    rows: Iterable[RawRow],
+    opts: ImportOptions,
+    report: ImportReport,
+) -> None:
     tz = ZoneInfo(opd.timezone)
     now = utcnow()
-    outer = session.begin_nested()
-    checked = (_check(raw, vault=vault, opts=opts, tz=tz, now=now) for raw in rows)
-    # Encryption is the importer's largest CPU cost. A helper thread seals each batch while this
-    # thread looks its numbers up in the database (the GIL is released during those waits), so
-    # the two overlap. Sealing one batch ahead instead was slower: both threads then compete for
-    # the GIL while rows are being validated.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-seal") as sealer:
-        for batch in _batches(checked, opts.batch_size):
-            sealed = sealer.submit(_seal, vault, batch)
-            _apply_batch(session, batch, sealed, actor=actor, opd=opd, opts=opts, report=report)
+    staging = Staging()
+    try:
+        invalid = 0
+        for raw in rows:
+            item = _seal(vault, _check(raw, vault=vault, opts=opts, tz=tz, now=now))
+            invalid += isinstance(item, InvalidRow)
+            staging.add(item)
+        if opts.all_or_nothing and invalid:
+            _refuse(staging, report)
+        else:
+            _apply(session, staging, actor=actor, opd=opd, opts=opts, report=report, now=now)
+    finally:
+        staging.close()
+
+
+def _refuse(staging: Staging, report: ImportReport) -> None:
+    """Report every row of an all_or_nothing import that is not applied."""
+    for item in staging:
+        if isinstance(item, InvalidRow):
+            report.add(item.row, INVALID, item.reason)
+        else:
+            report.add(item.row, ENROLLED)
     summary = report.summary
-    if opts.all_or_nothing and summary.invalid:
-        outer.rollback()
-        summary.applied = False
-        summary.not_applied, summary.enrolled = summary.enrolled, 0
-    else:
-        outer.commit()
-        enrolment_service.tally(
-            session, opd_id=opd.id, event="enrolled", at=now, amount=summary.enrolled
-        )
+    summary.applied = False
+    summary.not_applied, summary.enrolled = summary.enrolled, 0
+
+
+def _apply(
+    session: Session,
+    staging: Staging,
+    *,
+    actor: Principal,
+    opd: Opd,
+    opts: ImportOptions,
+    report: ImportReport,
+    now: datetime,
+) -> None:
+    size = opts.batch_size if is_postgresql(session) else min(opts.batch_size, SQLITE_WRITE_BATCH)
+    try:
+        for batch in _batches(iter(staging), size):
+            _apply_batch(session, batch, actor=actor, opd=opd, opts=opts, report=report, now=now)
+    except BaseException:
+        session.rollback()
+        # What was committed stays (each row once); the audit trail says the import stopped.
+        with contextlib.suppress(Exception):
+            _audit(session, actor=actor, opd=opd, summary=report.summary, outcome="interrupted")
+            session.commit()
+        raise
+
+
+def _audit(
+    session: Session,
+    *,
+    actor: Principal,
+    opd: Opd,
+    summary: ImportSummary,
+    outcome: str | None = None,
+) -> None:
     audit_service.record(
         session,
         actor=actor,
         action="enrolment.import",
         object_type="opd",
         object_id=opd.code,
-        outcome="ok" if summary.applied else "refused",
+        outcome=outcome or ("ok" if summary.applied else "refused"),
         detail=summary.model_dump(),
     )
-    return summary
 
 
 def _apply_batch(
     session: Session,
-    batch: list[_Checked],
-    sealed: Future[_Sealed],
+    batch: list[Staged],
     *,
     actor: Principal,
     opd: Opd,
     opts: ImportOptions,
     report: ImportReport,
+    now: datetime,
 ) -> None:
+    """Apply one batch in its own transaction (committed here) and report its rows."""
     assert opd.id is not None
-    candidates = [c for c in batch if isinstance(c, _Candidate)]
-    indexes = {c.index for c in candidates}
+    sealed = [c for c in batch if isinstance(c, Sealed)]
+    indexes = {c.index for c in sealed}
     suppressed = enrolment_service.suppressed_among(session, indexes)
     taken = enrolment_service.listed_in_opd_among(session, opd_id=opd.id, indexes=indexes)
     outcomes: dict[int, tuple[str, str | None]] = {}
-    fresh: list[_Candidate] = []
-    for c in candidates:
+    fresh: list[Sealed] = []
+    for c in sealed:
         if c.index in taken:
             outcomes[c.row] = (DUPLICATE, ALREADY_LISTED)
         else:
             taken.add(c.index)
             fresh.append(c)
-    rows = _insert(session, fresh, sealed.result(), suppressed, actor=actor, opd=opd, opts=opts)
-    for c, ok in rows:
+    enrolled = 0
+    for c, ok in _insert(session, fresh, suppressed, actor=actor, opd=opd, opts=opts):
         outcomes[c.row] = (ENROLLED, None) if ok else (DUPLICATE, ALREADY_LISTED)
+        enrolled += ok
+    # In the batch's transaction, so the tally counts exactly the rows stored.
+    enrolment_service.tally(session, opd_id=opd.id, event="enrolled", at=now, amount=enrolled)
+    session.commit()
     for item in batch:
-        if isinstance(item, _Candidate):
+        if isinstance(item, Sealed):
             report.add(item.row, *outcomes[item.row])
         else:
             report.add(item.row, INVALID, item.reason)
 
 
-def _seal(vault: PhoneVault, batch: list[_Checked]) -> _Sealed:
-    """Number and label ciphertexts per valid row (every row: the work must not depend on
-    whether the number is suppressed)."""
-    return {
-        c.row: (vault.encrypt(c.e164), vault.encrypt(c.label) if c.label else None)
-        for c in batch
-        if isinstance(c, _Candidate)
-    }
-
-
 def _insert(
     session: Session,
-    fresh: list[_Candidate],
-    ciphertexts: _Sealed,
+    fresh: list[Sealed],
     suppressed: set[str],
     *,
     actor: Principal,
     opd: Opd,
     opts: ImportOptions,
-) -> Iterator[tuple[_Candidate, bool]]:
+) -> Iterator[tuple[Sealed, bool]]:
     """Insert in one statement; if a concurrent enrolment raced us, fall back row by row."""
     if not fresh:
         return
@@ -272,10 +354,10 @@ def _insert(
             "public_id": enrolment_service.new_public_id(),
             "opd_id": opd.id,
             # A suppressed number is listed without its ciphertext: the list needs none.
-            "phone_ciphertext": None if c.index in suppressed else ciphertexts[c.row][0],
-            "phone_masked": mask_phone(c.e164),
+            "phone_ciphertext": None if c.index in suppressed else c.phone_ciphertext,
+            "phone_masked": c.masked,
             "phone_index": c.index,
-            "label_ciphertext": ciphertexts[c.row][1],
+            "label_ciphertext": c.label_ciphertext,
             "consent_method": c.method,
             "consent_recorded_at": c.recorded_at,
             "consent_notice_version": opts.notice_version,
