@@ -100,6 +100,16 @@ def deferred_writes(engine: Engine) -> Engine:
     return engine.execution_options(**{_DEFERRED: True})
 
 
+def begin_reads(session: Session) -> None:
+    """Commit the session's transaction and begin its next one for reads.
+
+    On SQLite the next transaction takes the write lock only at a first write (as in
+    read_mostly_scope), so long work that only reads keeps no writer waiting.
+    """
+    session.commit()
+    session.connection(execution_options={_DEFERRED: True})
+
+
 @contextmanager
 def read_scope(engine: Engine) -> Iterator[Session]:
     """A session for reads only, rolled back at the end.

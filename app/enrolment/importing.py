@@ -3,12 +3,10 @@
 import contextlib
 import json
 import tempfile
-import threading
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from itertools import islice
-from typing import IO
+from typing import IO, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
@@ -17,29 +15,33 @@ from sqlmodel import Session
 
 from app.audit import service as audit_service
 from app.auth.principal import Principal
-from app.config import Settings
-from app.db import copy_rows, is_postgresql, utcnow
+from app.db import begin_reads, copy_rows, is_postgresql, utcnow
 from app.enrolment import service as enrolment_service
+from app.enrolment.import_rows import (
+    ALREADY_LISTED,
+    DUPLICATE,
+    ENROLLED,
+    INVALID,
+    Checked,
+    ImportOptions,
+    Outcomes,
+    check_row,
+    one_at_a_time,
+    sort_batch,
+)
 from app.enrolment.import_staging import InvalidRow, Sealed, Staged, Staging
 from app.enrolment.models import Enrolment, EnrolmentStatus
-from app.enrolment.phones import InvalidPhone, mask_phone, normalise_phone
-from app.enrolment.rows import RawRow, parse_consent_date, parse_consent_method
-from app.enrolment.schemas import ImportSummary, clean_label
-from app.errors import Invalid
+from app.enrolment.phones import mask_phone
+from app.enrolment.rows import RawRow
+from app.enrolment.schemas import ImportSummary
 from app.opds.models import Opd
 from app.security import PhoneVault
 
-# No outcome depends on another OPD's list or on the suppression list (invariant 6): a
-# suppressed number is listed like any other and simply never messaged.
-ENROLLED, DUPLICATE, INVALID = "enrolled", "duplicate", "invalid"
-ALREADY_LISTED = "already on this OPD's list"
+__all__ = ["ImportOptions", "ImportReport", "check_enrolments", "import_enrolments"]
 # Rows per write transaction on SQLite: its one write lock is held for about 50 ms at a time,
 # so a webhook or the worker queued behind a batch is served at once.
 SQLITE_WRITE_BATCH = 500
-# One import at a time per process. Checking and encrypting rows is CPU work under the GIL;
-# several imports at once starve the event loop (worker, webhooks) and every request. Uploads
-# wait here holding no database lock, and the time is the same in total.
-_one_import_at_a_time = threading.Lock()
+T = TypeVar("T")
 
 
 class ImportReport:
@@ -88,88 +90,13 @@ class ImportReport:
         self._spool.close()
 
 
-@dataclass
-class _Candidate:
-    row: int
-    e164: str
-    index: str
-    label: str | None
-    method: str
-    recorded_at: datetime
-
-
-_Checked = _Candidate | InvalidRow
-
-
-@dataclass
-class ImportOptions:
-    regions: frozenset[str]
-    notice_version: str
-    batch_size: int  # SPI_IMPORT_BATCH_SIZE
-    default_consent_method: str | None = None
-    all_or_nothing: bool = False
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, all_or_nothing: bool, default_consent_method: str | None
-    ) -> "ImportOptions":
-        """The options of one import: the configured regions, notice version and batch size."""
-        return cls(
-            regions=settings.phone_regions,
-            notice_version=settings.privacy_notice_version,
-            default_consent_method=default_consent_method,
-            all_or_nothing=all_or_nothing,
-            batch_size=settings.import_batch_size,
-        )
-
-
-def _validate(
-    raw: RawRow, *, vault: PhoneVault, opts: ImportOptions, tz: ZoneInfo, now: datetime
-) -> _Candidate | str:
-    """A candidate for enrolment, or the reason the row is invalid."""
-    if not (raw.phone or "").strip():
-        return "phone: the cell is empty"
-    try:
-        e164 = normalise_phone(raw.phone, allowed_regions=opts.regions)
-    except InvalidPhone as exc:
-        return f"phone: {exc}"
-    try:
-        label = clean_label(raw.label)
-    except ValueError as exc:
-        return f"label: {exc}"
-    method = parse_consent_method(raw.consent_method) if raw.consent_method else None
-    if raw.consent_method and method is None:
-        return f"consent: unknown method {raw.consent_method!r} (use paper_form or digital_form)"
-    method = method or opts.default_consent_method
-    if method is None:
-        return "consent: no consent method in the row and no default given"
-    recorded_at = now
-    if raw.consent_date:
-        try:
-            day = parse_consent_date(raw.consent_date)
-        except ValueError as exc:
-            return f"consent date: {exc}"
-        if day is not None:
-            recorded_at = datetime.combine(day, time(0), tzinfo=tz)
-            if recorded_at > now:
-                return "consent date: lies in the future"
-    return _Candidate(raw.row_number, e164, vault.blind_index(e164), label, method, recorded_at)
-
-
-def _check(
-    raw: RawRow, *, vault: PhoneVault, opts: ImportOptions, tz: ZoneInfo, now: datetime
-) -> _Checked:
-    result = _validate(raw, vault=vault, opts=opts, tz=tz, now=now)
-    return InvalidRow(raw.row_number, result) if isinstance(result, str) else result
-
-
-def _batches(items: Iterator[Staged], size: int) -> Iterator[list[Staged]]:
+def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
     # itertools.batched arrives only with Python 3.12.
     while batch := list(islice(items, size)):
         yield batch
 
 
-def _seal(vault: PhoneVault, item: _Checked) -> Staged:
+def _seal(vault: PhoneVault, item: Checked) -> Staged:
     """Encrypt a valid row's number and label (every row: the work must not depend on whether
     the number is suppressed)."""
     if isinstance(item, InvalidRow):
@@ -205,15 +132,50 @@ def import_enrolments(
     an import cut short can be uploaded again, and its applied rows come back as duplicates.
     """
     assert opd.id is not None
-    if opts.default_consent_method not in (None, "paper_form", "digital_form"):
-        # A file may never claim WhatsApp consent (only the webhook's YA reply records it).
-        raise Invalid("the default consent method must be paper_form or digital_form")
+    opts.refuse_bad()
     session.commit()
-    with _one_import_at_a_time:
+    with one_at_a_time:
         _read_and_apply(
             session, vault=vault, actor=actor, opd=opd, rows=rows, opts=opts, report=report
         )
     _audit(session, actor=actor, opd=opd, summary=report.summary)
+    return report.summary
+
+
+def check_enrolments(
+    session: Session,
+    *,
+    vault: PhoneVault,
+    opd: Opd,
+    rows: Iterable[RawRow],
+    opts: ImportOptions,
+    report: ImportReport,
+) -> ImportSummary:
+    """What import_enrolments would report for these rows now, writing nothing (a dry run).
+
+    The same row checks and the same duplicate lookups (this OPD's list, numbers earlier in
+    the file), in file order, so the outcomes and reasons are the import's. Nothing is
+    encrypted, written, tallied or audited. Commits the caller's transaction first and then
+    only reads, without SQLite's write lock, so a long check keeps no writer waiting.
+    """
+    assert opd.id is not None
+    opts.refuse_bad()
+    opd_id, tz = opd.id, ZoneInfo(opd.timezone)
+    begin_reads(session)
+    now = utcnow()
+    # Numbers of rows that the import would have enrolled by then (not written here).
+    seen: set[str] = set()
+    with one_at_a_time:
+        checked = (check_row(raw, vault=vault, opts=opts, tz=tz, now=now) for raw in rows)
+        for batch in _batches(checked, opts.batch_size):
+            valid = [c for c in batch if not isinstance(c, InvalidRow)]
+            outcomes, fresh = sort_batch(session, valid, opd_id=opd_id, seen=seen)
+            for c in fresh:
+                seen.add(c.index)
+                outcomes[c.row] = (ENROLLED, None)
+            _report_batch(report, batch, outcomes)
+    if opts.all_or_nothing and report.summary.invalid:
+        _not_applied(report.summary)
     return report.summary
 
 
@@ -233,7 +195,7 @@ def _read_and_apply(
     try:
         invalid = 0
         for raw in rows:
-            item = _seal(vault, _check(raw, vault=vault, opts=opts, tz=tz, now=now))
+            item = _seal(vault, check_row(raw, vault=vault, opts=opts, tz=tz, now=now))
             invalid += isinstance(item, InvalidRow)
             staging.add(item)
         if opts.all_or_nothing and invalid:
@@ -251,7 +213,10 @@ def _refuse(staging: Staging, report: ImportReport) -> None:
             report.add(item.row, INVALID, item.reason)
         else:
             report.add(item.row, ENROLLED)
-    summary = report.summary
+    _not_applied(report.summary)
+
+
+def _not_applied(summary: ImportSummary) -> None:
     summary.applied = False
     summary.not_applied, summary.enrolled = summary.enrolled, 0
 
@@ -311,17 +276,8 @@ def _apply_batch(
     """Apply one batch in its own transaction (committed here) and report its rows."""
     assert opd.id is not None
     sealed = [c for c in batch if isinstance(c, Sealed)]
-    indexes = {c.index for c in sealed}
-    suppressed = enrolment_service.suppressed_among(session, indexes)
-    taken = enrolment_service.listed_in_opd_among(session, opd_id=opd.id, indexes=indexes)
-    outcomes: dict[int, tuple[str, str | None]] = {}
-    fresh: list[Sealed] = []
-    for c in sealed:
-        if c.index in taken:
-            outcomes[c.row] = (DUPLICATE, ALREADY_LISTED)
-        else:
-            taken.add(c.index)
-            fresh.append(c)
+    suppressed = enrolment_service.suppressed_among(session, {c.index for c in sealed})
+    outcomes, fresh = sort_batch(session, sealed, opd_id=opd.id, seen=set())
     enrolled = 0
     for c, ok in _insert(session, fresh, suppressed, actor=actor, opd=opd, opts=opts):
         outcomes[c.row] = (ENROLLED, None) if ok else (DUPLICATE, ALREADY_LISTED)
@@ -329,11 +285,17 @@ def _apply_batch(
     # In the batch's transaction, so the tally counts exactly the rows stored.
     enrolment_service.tally(session, opd_id=opd.id, event="enrolled", at=now, amount=enrolled)
     session.commit()
+    _report_batch(report, batch, outcomes)
+
+
+def _report_batch(
+    report: ImportReport, batch: Sequence[Checked | Staged], outcomes: Outcomes
+) -> None:
     for item in batch:
-        if isinstance(item, Sealed):
-            report.add(item.row, *outcomes[item.row])
-        else:
+        if isinstance(item, InvalidRow):
             report.add(item.row, INVALID, item.reason)
+        else:
+            report.add(item.row, *outcomes[item.row])
 
 
 def _insert(
