@@ -163,20 +163,32 @@ def check_enrolments(
     opd_id, tz = opd.id, ZoneInfo(opd.timezone)
     begin_reads(session)
     now = utcnow()
-    # Numbers of rows that the import would have enrolled by then (not written here).
-    seen: set[str] = set()
     with one_at_a_time:
         checked = (check_row(raw, vault=vault, opts=opts, tz=tz, now=now) for raw in rows)
-        for batch in _batches(checked, opts.batch_size):
-            valid = [c for c in batch if not isinstance(c, InvalidRow)]
-            outcomes, fresh = sort_batch(session, valid, opd_id=opd_id, seen=seen)
-            for c in fresh:
-                seen.add(c.index)
-                outcomes[c.row] = (ENROLLED, None)
-            _report_batch(report, batch, outcomes)
+        _sort_without_writing(session, checked, opd_id=opd_id, size=opts.batch_size, report=report)
     if opts.all_or_nothing and report.summary.invalid:
         _not_applied(report.summary)
     return report.summary
+
+
+def _sort_without_writing(
+    session: Session,
+    items: Iterator[Checked] | Iterator[Staged],
+    *,
+    opd_id: int,
+    size: int,
+    report: ImportReport,
+) -> None:
+    """Report each row's outcome as the import would, batch by batch, writing nothing."""
+    # Numbers of rows that the import would have enrolled by then (not written here).
+    seen: set[str] = set()
+    for batch in _batches(items, size):
+        valid = [c for c in batch if not isinstance(c, InvalidRow)]
+        outcomes, fresh = sort_batch(session, valid, opd_id=opd_id, seen=seen)
+        for c in fresh:
+            seen.add(c.index)
+            outcomes[c.row] = (ENROLLED, None)
+        _report_batch(report, batch, outcomes)
 
 
 def _read_and_apply(
@@ -199,20 +211,20 @@ def _read_and_apply(
             invalid += isinstance(item, InvalidRow)
             staging.add(item)
         if opts.all_or_nothing and invalid:
-            _refuse(staging, report)
+            assert opd.id is not None
+            _refuse(session, staging, opd_id=opd.id, size=opts.batch_size, report=report)
         else:
             _apply(session, staging, actor=actor, opd=opd, opts=opts, report=report, now=now)
     finally:
         staging.close()
 
 
-def _refuse(staging: Staging, report: ImportReport) -> None:
-    """Report every row of an all_or_nothing import that is not applied."""
-    for item in staging:
-        if isinstance(item, InvalidRow):
-            report.add(item.row, INVALID, item.reason)
-        else:
-            report.add(item.row, ENROLLED)
+def _refuse(
+    session: Session, staging: Staging, *, opd_id: int, size: int, report: ImportReport
+) -> None:
+    """Report every row of an all_or_nothing import that has a bad row: nothing is applied."""
+    begin_reads(session)
+    _sort_without_writing(session, iter(staging), opd_id=opd_id, size=size, report=report)
     _not_applied(report.summary)
 
 
