@@ -40,12 +40,18 @@ from tests.webhook import payloads
 
 ROWS = 6_000
 BATCH = 200
-# Extra time each import batch holds its transaction (on SQLite: the write lock).
-SLOW_BATCH_SECONDS = 0.1
+# Extra time each import batch holds its transaction (on SQLite: the write lock), as a slow
+# disk would; SQLite batches hold it about this long for real (500 rows).
+SLOW_BATCH_SECONDS = 0.05
 SEND_RATE = 20.0
-# Generous for a loaded 2-core machine, yet far below the import's own duration (> 3 s), which
-# is what a request queued behind the whole import would wait.
-MAX_WAIT_SECONDS = 2.0
+# "About a second" (issue 12), with room for the CPU-bound statistics on a loaded 2-core test
+# machine, and far below the import's own duration (> 3 s), which is what a request queued
+# behind the whole import would wait. The bench judges p99 < 1 s on a quiet machine.
+MAX_WAIT_SECONDS = 1.5
+# The worker's rate during the import, against its paced rate: within 20 %.
+MIN_RATE_SHARE = 0.8
+BASELINE_SECONDS = 3.0
+WARM_UP_SECONDS = 2.0
 
 
 @dataclass
@@ -125,7 +131,8 @@ def test_a_long_import_leaves_reads_webhooks_and_the_worker_going(
     monkeypatch.setattr(enrolment_service, "listed_in_opd_among", slow_disk)
 
     stop = threading.Event()
-    sent_during: list[int] = []
+    # Sends counted at each mark: "baseline" (the others already running), "start", "end".
+    sent_at: dict[str, int] = {}
     window: dict[str, float] = {}
 
     def run_worker() -> None:
@@ -143,12 +150,10 @@ def test_a_long_import_leaves_reads_webhooks_and_the_worker_going(
                 worker_id="load-worker",
             )
             task = asyncio.create_task(worker.run())
-            while "start" not in window:
-                await asyncio.sleep(0.01)
-            before = worker.sent
-            while "end" not in window:
-                await asyncio.sleep(0.01)
-            sent_during.append(worker.sent - before)
+            for mark in ("baseline", "start", "end"):
+                while mark not in window:
+                    await asyncio.sleep(0.005)
+                sent_at[mark] = worker.sent
             worker.stop()
             await task
             await messenger.aclose()
@@ -183,7 +188,9 @@ def test_a_long_import_leaves_reads_webhooks_and_the_worker_going(
             _repeat(stop, post_statuses),
         ]
         threads[0].start()
-        time.sleep(0.5)  # the worker has started sending
+        time.sleep(WARM_UP_SECONDS)  # the worker and the others have started
+        window["baseline"] = time.perf_counter()
+        time.sleep(BASELINE_SECONDS)  # the worker's rate without an import
         window["start"] = time.perf_counter()
         response = client.post(
             "/api/v1/opds/BAPPEDA/enrolments/import",
@@ -202,11 +209,15 @@ def test_a_long_import_leaves_reads_webhooks_and_the_worker_going(
     assert end - start > (ROWS / BATCH) * SLOW_BATCH_SECONDS
     for kind, timings in (("list", reads), ("statistics", stats), ("webhook", hooks)):
         assert timings.statuses() == {200}, kind
-        assert timings.longest() < MAX_WAIT_SECONDS, kind
+        assert timings.longest() < MAX_WAIT_SECONDS, (kind, timings.longest())
         assert timings.finished_within(start, end) >= 3, f"{kind}: nothing served during import"
-    # The worker kept sending at (at least half) its rate; the bench checks it within 20 %.
-    assert sent_during
-    assert sent_during[0] >= 0.5 * SEND_RATE * (end - start)
+    # The worker kept its paced rate within 20 % while the import ran.
+    assert len(sent_at) == 3
+    without = (sent_at["start"] - sent_at["baseline"]) / (start - window["baseline"])
+    during = (sent_at["end"] - sent_at["start"]) / (end - start)
+    assert without > 0.5 * SEND_RATE, without  # the baseline itself is a real rate
+    assert during >= MIN_RATE_SHARE * without, (during, without)
+    assert during >= MIN_RATE_SHARE * SEND_RATE, during  # and of the rate it is paced at
 
     # Every row applied exactly once, and counted once.
     with Session(engine) as s:
