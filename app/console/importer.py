@@ -36,6 +36,7 @@ from app.enrolment.importing import (
     check_enrolments,
     import_enrolments,
 )
+from app.enrolment.limits import LimitExceeded, SpreadsheetLimits
 from app.enrolment.rows import FileFormatError, RawRow, iter_rows
 from app.enrolment.schemas import ImportSummary
 from app.opds.models import Opd
@@ -47,6 +48,11 @@ WILL_ENROL = "enrolled"
 
 class UnreadableFile(Exception):
     """The upload as a whole cannot be read as a staff list."""
+
+    def __init__(self, message: str, *, limit: str | None = None) -> None:
+        super().__init__(message)
+        # The bound it went over, in Bahasa Indonesia, when that is why (it names the limit).
+        self.limit = limit
 
 
 class TokenRefused(Exception):
@@ -152,6 +158,8 @@ def _run(
         return import_enrolments(
             session, vault=vault, actor=actor, opd=opd, rows=rows, opts=opts, report=report
         )
+    except LimitExceeded as exc:
+        raise UnreadableFile(str(exc), limit=str(exc)) from exc
     except FileFormatError as exc:
         raise UnreadableFile(str(exc)) from exc
 
@@ -165,6 +173,7 @@ def check_upload(
     stream: BinaryIO,
     filename: str | None,
     opts: ImportOptions,
+    limits: SpreadsheetLimits,
 ) -> CheckResult:
     """Every row's outcome if the file were imported now; enrols nobody."""
     sealer = _Sealer(
@@ -184,7 +193,7 @@ def check_upload(
             vault=vault,
             actor=actor,
             opd=opd,
-            rows=remember(iter_rows(stream, filename=filename)),
+            rows=remember(iter_rows(stream, filename=filename, limits=limits)),
             opts=replace(opts, all_or_nothing=False),
             report=report,
             dry_run=True,
