@@ -11,6 +11,7 @@ Reads (`_DEFERRED` transactions) take the lock only at their first write.
 import sqlite3
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -108,6 +109,16 @@ class QueuedConnection(sqlite3.Connection):
             self.end_turn()
 
 
+def _begin_immediate(dbapi_conn: QueuedConnection, execute: Callable[[str], object]) -> None:
+    """Wait for this process's turn, then take SQLite's write lock (giving the turn back if not)."""
+    dbapi_conn.take_turn()
+    try:
+        execute("BEGIN IMMEDIATE")
+    except BaseException:
+        dbapi_conn.end_turn()
+        raise
+
+
 def configure(engine: Engine) -> None:
     """Pragmas, and transactions that take the write lock in turn (or, deferred, not at all)."""
 
@@ -137,13 +148,7 @@ def configure(engine: Engine) -> None:
         # IMMEDIATE takes the write lock up front, so a read-then-write transaction waits
         # (busy_timeout) instead of failing with SQLITE_BUSY_SNAPSHOT under concurrency.
         conn.info[_WRITE_LOCKED] = True
-        dbapi_conn = conn.connection.dbapi_connection
-        dbapi_conn.take_turn()
-        try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            dbapi_conn.end_turn()
-            raise
+        _begin_immediate(conn.connection.dbapi_connection, conn.exec_driver_sql)
 
     @event.listens_for(engine, "before_cursor_execute")
     def _lock_before_first_write(conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
@@ -157,10 +162,4 @@ def configure(engine: Engine) -> None:
         # under PostgreSQL's READ COMMITTED.
         conn.info[_WRITE_LOCKED] = True
         cursor.execute("COMMIT")
-        dbapi_conn = conn.connection.dbapi_connection
-        dbapi_conn.take_turn()
-        try:
-            cursor.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            dbapi_conn.end_turn()
-            raise
+        _begin_immediate(conn.connection.dbapi_connection, cursor.execute)

@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from bench import webhook as webhook_bench
 from bench.import_bench import generate_csv
 from bench.webhook import _free_port, stop_server
 
@@ -50,38 +51,17 @@ TARGET_RATE_SHARE = 0.8
 
 def start_server(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     """`spi-reminder serve` as the embedded default runs: worker, scheduler and sandbox inside."""
-    env = {
-        **os.environ,
-        "SPI_DATABASE_URL": url,
-        "SPI_DATA_DIR": str(data_dir),
-        "SPI_HOST": "127.0.0.1",
-        "SPI_PORT": str(port),
-        "SPI_LOG_LEVEL": "WARNING",
-        "SPI_SCHEDULER_ENABLED": "true",
-        "SPI_WORKER_ENABLED": "true",
-        "SPI_WHATSAPP_APP_SECRET": APP_SECRET,
-    }
-    log_path = data_dir / "serve.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("spi-reminder")), "serve"],
-            env=env,
-            cwd=data_dir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"serve exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("serve did not come up within 60 s")
+    return webhook_bench.start_server(
+        url,
+        data_dir,
+        port,
+        SPI_SCHEDULER_ENABLED="true",
+        SPI_WORKER_ENABLED="true",
+        SPI_WHATSAPP_APP_SECRET=APP_SECRET,
+        # The keys the database was seeded with.
+        SPI_ENCRYPTION_KEYS=os.environ["SPI_ENCRYPTION_KEYS"],
+        SPI_BLIND_INDEX_KEY=os.environ["SPI_BLIND_INDEX_KEY"],
+    )
 
 
 def seed(url: str, people: int, imports: int) -> dict[str, Any]:

@@ -134,10 +134,22 @@ def import_enrolments(
     assert opd.id is not None
     opts.refuse_bad()
     session.commit()
-    with one_at_a_time:
-        _read_and_apply(
-            session, vault=vault, actor=actor, opd=opd, rows=rows, opts=opts, report=report
-        )
+    tz = ZoneInfo(opd.timezone)
+    now = utcnow()
+    staging = Staging()
+    try:
+        with one_at_a_time:
+            invalid = 0
+            for raw in rows:
+                item = _seal(vault, check_row(raw, vault=vault, opts=opts, tz=tz, now=now))
+                invalid += isinstance(item, InvalidRow)
+                staging.add(item)
+            if opts.all_or_nothing and invalid:
+                _refuse(session, staging, opd_id=opd.id, size=opts.batch_size, report=report)
+            else:
+                _apply(session, staging, actor=actor, opd=opd, opts=opts, report=report, now=now)
+    finally:
+        staging.close()
     _audit(session, actor=actor, opd=opd, summary=report.summary)
     return report.summary
 
@@ -191,34 +203,6 @@ def _sort_without_writing(
         _report_batch(report, batch, outcomes)
 
 
-def _read_and_apply(
-    session: Session,
-    *,
-    vault: PhoneVault,
-    actor: Principal,
-    opd: Opd,
-    rows: Iterable[RawRow],
-    opts: ImportOptions,
-    report: ImportReport,
-) -> None:
-    tz = ZoneInfo(opd.timezone)
-    now = utcnow()
-    staging = Staging()
-    try:
-        invalid = 0
-        for raw in rows:
-            item = _seal(vault, check_row(raw, vault=vault, opts=opts, tz=tz, now=now))
-            invalid += isinstance(item, InvalidRow)
-            staging.add(item)
-        if opts.all_or_nothing and invalid:
-            assert opd.id is not None
-            _refuse(session, staging, opd_id=opd.id, size=opts.batch_size, report=report)
-        else:
-            _apply(session, staging, actor=actor, opd=opd, opts=opts, report=report, now=now)
-    finally:
-        staging.close()
-
-
 def _refuse(
     session: Session, staging: Staging, *, opd_id: int, size: int, report: ImportReport
 ) -> None:
@@ -244,9 +228,17 @@ def _apply(
     now: datetime,
 ) -> None:
     size = opts.batch_size if is_postgresql(session) else min(opts.batch_size, SQLITE_WRITE_BATCH)
+    assert opd.id is not None
     try:
         for batch in _batches(iter(staging), size):
-            _apply_batch(session, batch, actor=actor, opd=opd, opts=opts, report=report, now=now)
+            sealed = [c for c in batch if isinstance(c, Sealed)]
+            outcomes, enrolled = _write_batch(session, sealed, actor=actor, opd=opd, opts=opts)
+            # In the batch's transaction, so the tally counts exactly the rows stored.
+            enrolment_service.tally(
+                session, opd_id=opd.id, event="enrolled", at=now, amount=enrolled
+            )
+            session.commit()
+            _report_batch(report, batch, outcomes)
     except BaseException:
         session.rollback()
         # What was committed stays (each row once); the audit trail says the import stopped.
@@ -275,29 +267,18 @@ def _audit(
     )
 
 
-def _apply_batch(
-    session: Session,
-    batch: list[Staged],
-    *,
-    actor: Principal,
-    opd: Opd,
-    opts: ImportOptions,
-    report: ImportReport,
-    now: datetime,
-) -> None:
-    """Apply one batch in its own transaction (committed here) and report its rows."""
+def _write_batch(
+    session: Session, sealed: list[Sealed], *, actor: Principal, opd: Opd, opts: ImportOptions
+) -> tuple[Outcomes, int]:
+    """Insert a batch's new numbers; each row's outcome, and how many were enrolled."""
     assert opd.id is not None
-    sealed = [c for c in batch if isinstance(c, Sealed)]
     suppressed = enrolment_service.suppressed_among(session, {c.index for c in sealed})
     outcomes, fresh = sort_batch(session, sealed, opd_id=opd.id, seen=set())
     enrolled = 0
     for c, ok in _insert(session, fresh, suppressed, actor=actor, opd=opd, opts=opts):
         outcomes[c.row] = (ENROLLED, None) if ok else (DUPLICATE, ALREADY_LISTED)
         enrolled += ok
-    # In the batch's transaction, so the tally counts exactly the rows stored.
-    enrolment_service.tally(session, opd_id=opd.id, event="enrolled", at=now, amount=enrolled)
-    session.commit()
-    _report_batch(report, batch, outcomes)
+    return outcomes, enrolled
 
 
 def _report_batch(
