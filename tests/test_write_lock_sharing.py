@@ -3,8 +3,10 @@
 On SQLite there is one write lock for the whole file. An import used to hold it for the whole
 upload, so every request (token lookups included) and the worker queued behind it. Here the
 import is made deliberately slow (every batch holds the lock a while longer, as a slow disk
-would), and the test checks that the others are served *during* it, not after it. Exact
-latency and rate targets live in `bench/import_load.py`.
+would), and the test checks that the others are served *during* it, not after it, that none
+waits more than about a second or gets a 5xx, that the worker keeps its rate within 20 % and
+that every row is applied exactly once (issue 12). The p99 target itself is judged by
+`bench/import_load.py` on a quiet machine.
 """
 
 from __future__ import annotations
