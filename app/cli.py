@@ -3,11 +3,14 @@
 import gc
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col, select
 
 from app import cli_support, schema_migrations
@@ -55,10 +58,26 @@ def _fail(exc: AppError) -> None:
 
 @cli.command()
 def migrate() -> None:
-    """Apply pending database migrations."""
+    """Apply pending database migrations (safe to run from several processes at once)."""
     settings = load_settings()
-    schema_migrations.upgrade_to_head(settings.resolved_database_url)
-    typer.echo(f"database at {schema_migrations.head_revision(settings.resolved_database_url)}")
+    cli_support.migrate_database(settings)
+    where = cli_support.describe_database(settings)
+    typer.echo(f"database at {schema_migrations.head_revision()} ({where})")
+
+
+@cli.command("config")
+def show_config() -> None:
+    """Print where data and database are, and the other settings (never a secret)."""
+    settings = load_settings()
+    typer.echo(f"SPI_DATA_DIR\t{settings.data_dir}")
+    typer.echo(f"database\t{cli_support.describe_database(settings)}")
+    for name, value in settings.model_dump().items():
+        if name in ("data_dir", "database_url"):
+            continue
+        shown = "(set)" if hasattr(value, "get_secret_value") else value
+        if hasattr(value, "get_secret_value") and not value.get_secret_value():
+            shown = "(empty)"
+        typer.echo(f"SPI_{name.upper()}\t{shown}")
 
 
 @cli.command()
@@ -73,11 +92,15 @@ def serve(
 
     settings = load_settings()
     cli_support.exit_unless_allowed(settings)
-    schema_migrations.upgrade_to_head(settings.resolved_database_url)
+    cli_support.migrate_database(settings)
     if not settings.whatsapp_access_token.get_secret_value():
         # Embedded default: the sandbox stands in for Meta, so give it the neutral seed templates.
-        with cli_session(settings) as session:
-            added = templates_service.ensure_seed_templates(session, actor=cli_principal())
+        try:
+            with cli_session(settings) as session:
+                added = templates_service.ensure_seed_templates(session, actor=cli_principal())
+        except IntegrityError:
+            # Another `serve` starting at the same moment on this database seeded them first.
+            added = 0
         if added:
             logging.getLogger(__name__).info("templates.seeded count=%d", added)
     app = create_app(settings)
@@ -293,8 +316,16 @@ def keys_rotate(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="spi-reminder")
+    """Console-script entry point: configuration and database trouble is one line, exit 2."""
+    try:
+        cli(prog_name="spi-reminder")
+    except ValidationError as exc:
+        # Commands that read settings without load_settings() (worker, scheduler, sandbox).
+        cli_support.report_invalid_settings(exc)
+        sys.exit(2)
+    except SQLAlchemyError as exc:
+        typer.echo(f"error: database: {type(exc).__name__}: {str(exc).splitlines()[0]}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """Settings read from the environment (prefix SPI_) or a .env file."""
 
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Relative to the current directory, like `.env`: run commands where the data lives, or set an
+# absolute SPI_DATA_DIR (the image does). `spi-reminder config` prints the absolute path.
 DEFAULT_DATA_DIR = Path("data")
 
 
@@ -105,6 +108,28 @@ class Settings(BaseSettings):
     # The business number people message (digits, country code first, e.g. 6281100000000): the
     # console's self-enrolment poster links to wa.me/<number>. Meta's phone-number id is not it.
     whatsapp_display_number: str = ""
+
+    # Development only: the service's clock reads this time when the process starts and runs
+    # on from there, so that a demo (or the README's examples) can send inside a send window.
+    clock_at: datetime | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("clock_at")
+    @classmethod
+    def _clock_only_in_development(
+        cls, value: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if info.data.get("env") == "production":
+            raise ValueError("is for development only; leave it empty in production")
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone, e.g. 2026-12-07T09:30:00+07:00")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

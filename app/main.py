@@ -9,8 +9,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
-from app import schema_migrations
+from app import api_docs, schema_migrations, service_clock
 from app.audit.router import router as audit_router
+from app.campaigns.router import current_time as campaign_clock
 from app.campaigns.router import router as campaigns_router
 from app.config import Settings, get_settings
 from app.console.router import router as console_router
@@ -82,8 +83,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    api_docs.install(app)
     app.state.settings = settings
+    app.state.clock = service_clock.clock_for(settings)
+    if settings.clock_at is not None:
+        app.dependency_overrides[campaign_clock] = app.state.clock
     app.state.engine = engine
     app.state.vault = vault
     install_error_handlers(app)

@@ -75,6 +75,16 @@ def database_url(
         _drop_pg_database(url)
 
 
+@pytest.fixture
+def empty_postgres() -> Iterator[str]:
+    """A PostgreSQL database nobody has migrated yet (dropped afterwards)."""
+    url = _create_pg_database()
+    try:
+        yield url
+    finally:
+        _drop_pg_database(url)
+
+
 @pytest.fixture(scope="session")
 def _engines() -> Iterator[dict[str, Engine]]:
     engines: dict[str, Engine] = {}

@@ -20,6 +20,7 @@ def worker() -> None:
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
     cli_support.exit_unless_allowed(settings, standalone=True)
+    cli_support.prepare_schema(settings)
     serve_sandbox = f"http://{settings.host}:{settings.port}{GRAPH_MOUNT}"
     open_whatsapp = functools.partial(
         sandbox_connect.open_for_worker, settings, fallback_sandbox_url=serve_sandbox

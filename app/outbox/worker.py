@@ -345,6 +345,7 @@ async def start(app: FastAPI) -> WorkerHandle | None:
         settings=app.state.settings,
         messenger=messenger,
         vault=app.state.vault,
+        clock=getattr(app.state, "clock", utcnow),
     )
     return WorkerHandle(worker, asyncio.create_task(worker.run(), name="outbox-worker"))
 

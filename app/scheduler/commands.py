@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from app import cli_support, schema_migrations
+from app import cli_support
 from app.config import get_settings
 from app.db import make_engine
 from app.logging_setup import configure_logging
@@ -39,21 +39,11 @@ def scheduler(
     cli_support.exit_unless_allowed(settings)
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         # No lock on SQLite: a serve process must run with SPI_SCHEDULER_ENABLED=false.
         logger.warning("scheduler.sqlite assumes it is the only scheduler on this database")
+    cli_support.prepare_schema(settings)
     engine = make_engine(url, pool_size=4)
     try:
-        current = schema_migrations.current_revision(engine)
-        head = schema_migrations.head_revision(url)
-        if current != head:
-            logger.error(
-                "scheduler.migrations_pending database at %s, code expects %s; "
-                "run `spi-reminder migrate` first",
-                current,
-                head,
-            )
-            raise typer.Exit(code=2)
         asyncio.run(_run_until_signalled(engine, poll_seconds))
         logger.info("scheduler.exit")
     finally:

@@ -31,7 +31,7 @@ from app.security import PhoneVault
 from app.stats import queries
 from app.stats.figures import FIELDS, MEASURES, PUBLISHED_RULE, Scope, Series, read_series
 from app.stats.queries import OpdRef
-from app.stats.rounding import publish_array, rounding_key
+from app.stats.rounding import publish_arrays, rounding_key
 from app.stats.schemas import (
     OTHER_OPDS_CODE,
     OTHER_OPDS_NAME,
@@ -171,12 +171,12 @@ def _units(scope: Scope, series: dict[int, Series], group_min: int) -> list[Unit
 
 def _publish(scope: Scope, series: dict[int, Series], group_min: int, key: bytes) -> _Computed:
     units = _units(scope, series, group_min)
-    published: list[Series] = []
-    for unit in units:
-        truth = np.sum([series[m] for m in unit.members], axis=0)
-        cell = f"campaign:{scope.campaign.id}|{unit.code}"
-        published.append(publish_array(truth, FIELDS, key=key, cell=cell, rule=PUBLISHED_RULE))
-    return _Computed(fingerprint=(), units=units, series=published)
+    if not units:
+        return _Computed(fingerprint=(), units=units, series=[])
+    truths = np.stack([np.sum([series[m] for m in unit.members], axis=0) for unit in units])
+    cells = [f"campaign:{scope.campaign.id}|{unit.code}" for unit in units]
+    published = publish_arrays(truths, FIELDS, key=key, cells=cells, rule=PUBLISHED_RULE)
+    return _Computed(fingerprint=(), units=units, series=list(published))
 
 
 # --- cache ----------------------------------------------------------------------------------------

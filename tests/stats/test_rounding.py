@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,8 @@ from app.stats.rounding import (
     Cap,
     SeriesRule,
     lower_bound,
+    publish_array,
+    publish_arrays,
     publish_series,
     random_round,
     round_down,
@@ -131,6 +134,31 @@ def test_every_figure_is_a_multiple_of_five_within_four_of_the_truth(days: list[
             assert seen[m] % 5 == 0
             assert lower_bound(seen[m]) <= getattr(day, m) <= upper_bound(seen[m])
         assert "reminder_population" not in seen
+
+
+FIELDS = (*SENSITIVE, "reminder_population", "ever_listed")
+NO_CAPS = SeriesRule(monotone=RULE.monotone)
+
+
+def test_a_page_published_together_equals_each_cell_published_alone() -> None:
+    # The statistics publish all OPDs of a page in one call; no cell may get other figures
+    # than it gets alone. Everyone is scheduled in every cell, so caps bind in many of them.
+    rng = np.random.default_rng(20261202)
+    capped = 0
+    for page in range(100):
+        truths = np.zeros((4, 3, len(FIELDS)), dtype=np.int64)
+        population = np.cumsum(rng.integers(1, 12, size=(4, 3)), axis=1)
+        for name in ("reminder_population", "ever_listed", "scheduled"):
+            truths[:, :, FIELDS.index(name)] = population
+        truths[:, :, FIELDS.index("delivered")] = population // 2
+        names = [f"campaign-{page}|OPD{i}" for i in range(4)]
+        together = publish_arrays(truths, FIELDS, key=KEY, cells=names, rule=RULE)
+        uncapped = publish_arrays(truths, FIELDS, key=KEY, cells=names, rule=NO_CAPS)
+        for i, name in enumerate(names):
+            alone = publish_array(truths[i], FIELDS, key=KEY, cell=name, rule=RULE)
+            assert together[i].tolist() == alone.tolist()
+            capped += together[i].tolist() != uncapped[i].tolist()
+    assert capped > 50  # the comparison covered cells whose caps bound
 
 
 @settings(max_examples=100, deadline=None)
