@@ -19,6 +19,7 @@ from app.console.router import router as console_router
 from app.dashboard.router import router as dashboard_router
 from app.db import make_engine
 from app.enrolment.router import router as enrolment_router
+from app.errors import install_lock_timeout_handler
 from app.http import BodySizeLimit, error_body, install_error_handlers
 from app.http_headers import SecurityHeaders
 from app.messaging import runtime as messaging_runtime
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine
     app.state.vault = vault
     install_error_handlers(app)
+    install_lock_timeout_handler(app)
     app.add_middleware(
         BodySizeLimit,
         default=settings.max_json_body_bytes,

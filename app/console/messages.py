@@ -58,6 +58,7 @@ TEXTS: dict[str, str] = {
     "forbidden": "Anda tidak berwenang membuka halaman ini.",
     "unauthorized": "Silakan masuk terlebih dahulu.",
     "too_large": "Berkas terlalu besar.",
+    "busy": "Basis data sedang sibuk. Kirim permintaan yang sama lagi dalam beberapa detik.",
     "method_not_allowed": "Cara membuka halaman ini tidak didukung.",
     "unsupported_media_type": "Jenis berkas tidak didukung.",
     "internal_error": "Terjadi kesalahan pada layanan. Silakan coba lagi nanti.",

@@ -10,7 +10,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
-from app.db import utcnow
+from app.db import deferred_writes, utcnow
 from app.scheduler import jobs
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,11 @@ class PersistentScheduler(AsyncIOScheduler):
         # Our own thread pool rather than the loop's default one, so stop can wait for it.
         self.job_threads = ThreadPoolExecutor(JOB_THREADS)
         super().__init__(
-            jobstores={"default": MigratedJobStore(engine=engine, tablename=JOB_TABLE)},
+            # Its due-job polls run on the event loop; on SQLite they must not wait for the
+            # write lock (an import, say), or the webhook, worker and election wait with them.
+            jobstores={
+                "default": MigratedJobStore(engine=deferred_writes(engine), tablename=JOB_TABLE)
+            },
             executors={"default": self.job_threads},
             job_defaults={
                 "coalesce": True,
