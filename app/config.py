@@ -106,6 +106,16 @@ class Settings(BaseSettings):
     # console's self-enrolment poster links to wa.me/<number>. Meta's phone-number id is not it.
     whatsapp_display_number: str = ""
 
+    # Pre-flight (`spi-reminder doctor`): the Meta app's id (with the app secret, reads which
+    # webhook fields the app subscribes to) and the public URL Meta calls the webhook at.
+    whatsapp_app_id: str = ""
+    public_webhook_url: str = ""
+    # What the sandbox reports as the number's limits: unique people per moving 24 h
+    # (0 = unlimited) and messages per second; with enforce, it also refuses like Meta beyond them.
+    sandbox_messaging_limit: int = Field(default=250, ge=0)
+    sandbox_throughput_per_second: int = Field(default=80, ge=1)
+    sandbox_enforce_limits: bool = False
+
     @property
     def resolved_database_url(self) -> str:
         """The configured database URL, or the embedded SQLite file under data_dir."""

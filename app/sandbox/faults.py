@@ -22,6 +22,8 @@ class Faults:
     # sandbox does the same a bounded number of times, the wait doubling from the first one.
     webhook_retries: int = 5
     webhook_retry_seconds: float = 1.0
+    # Refuse like Meta beyond the account's throughput and messaging limit (app.sandbox.limits).
+    enforce_limits: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply known fields from a JSON object; unknown keys raise ValueError."""
@@ -29,6 +31,11 @@ class Faults:
         for key, value in changes.items():
             if key not in known:
                 raise ValueError(f"unknown fault {key!r}")
+            if key == "enforce_limits":
+                if not isinstance(value, bool):
+                    raise ValueError("enforce_limits must be true or false")
+                self.enforce_limits = value
+                continue
             cast = int if key in ("throttle_burst", "webhook_retries") else float
             setattr(self, key, cast(value))
 

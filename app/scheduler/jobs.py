@@ -19,6 +19,7 @@ from app.config import get_settings
 from app.db import session_scope, utcnow
 from app.retention import jobs as retention_jobs
 from app.scheduler.campaign_jobs import apply_round_jobs, due_slot, wanted_round_jobs
+from app.sender import jobs as sender_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +107,8 @@ def finish_campaigns() -> None:
         finished = campaign_service.finish_ended_campaigns(session, now=ctx.clock())
     if finished:
         logger.info("scheduler.campaigns_finished count=%s", finished)
+
+
+def refresh_sender_state() -> None:
+    """Read the number's messaging limit, throughput and quality from Meta."""
+    sender_jobs.refresh_sender_state(_ctx().engine)
