@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # A status webhook answered 5xx or not answered is posted again (Meta retries for days).
     sandbox_webhook_retries: int = Field(default=5, ge=0)
     sandbox_webhook_retry_seconds: float = Field(default=1.0, gt=0)  # doubles per retry
+    # Share of sandbox sends never delivered (TTL passed): only `sent`, then silence.
+    sandbox_undelivered_share: float = Field(default=0.0, ge=0, le=1)
 
     audit_retention_days: int = Field(default=365, ge=1)
 
@@ -115,6 +117,19 @@ class Settings(BaseSettings):
     sandbox_messaging_limit: int = Field(default=250, ge=0)
     sandbox_throughput_per_second: int = Field(default=80, ge=1)
     sandbox_enforce_limits: bool = False
+
+    # Meta's messaging limit (unique people per moving 24 h; a new portfolio has 250, 0 =
+    # unlimited) until the sender reads it live; rounds plan at most the safety share of it.
+    messaging_limit: int = Field(default=250, ge=0)
+    messaging_limit_safety_share: float = Field(default=0.8, gt=0, le=1)
+    # No send starts this close to a campaign's send_end (a reminder must reach the phone inside
+    # its window); one still undelivered this long after the window closed counts as expired.
+    send_closing_margin_minutes: int = Field(default=15, ge=0)
+    delivery_expiry_grace_minutes: int = Field(default=30, ge=0)
+    # Rupiah per delivered template message by Meta's category, and the date of that rate card
+    # (app/campaigns/costs.py says where the default comes from; replace it before budgeting).
+    message_rates_idr: str = "utility=320,marketing=658,authentication=480"
+    message_rates_date: str = "2024-10-01"
 
     @property
     def resolved_database_url(self) -> str:

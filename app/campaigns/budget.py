@@ -2,9 +2,10 @@
 
 Invariant 9 (per-person budget) is enforced here, in one INSERT … SELECT per round: a person gets a
 delivery only while under `max_reminders` counted deliveries of the campaign and with no counted
-delivery whose round is sent less than `min_gap_days` before (or any time after) this round's
-send_at. Rounds of one campaign are created one at a time (`lock_campaign`), so two racing
-rounds cannot both see a person as eligible.
+delivery sent (or planned: a round spread under the messaging limit sends over several days) less
+than `min_gap_days` before, or any time after, this round's send_at. Rounds of one campaign are
+created one at a time (`lock_campaign`), so two racing rounds cannot both see a person as
+eligible.
 
 A person is a blind index, not a row: several OPDs may list the same number (refusing it would
 tell a coordinator that another OPD lists it). The campaign reminds each person through one
@@ -20,7 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session, col
 
-from app.campaigns.models import Campaign, CampaignOpd, Round
+from app.campaigns.models import Campaign, CampaignOpd
 from app.db import UTCDateTime
 from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
 from app.opds.models import Opd
@@ -45,10 +46,10 @@ def _history(campaign_id: int) -> Subquery:
         select(
             col(listing.phone_index).label("phone_index"),
             func.count().label("sent"),
-            func.max(col(Round.send_at)).label("last_at"),
+            # A round spread under the messaging limit sends later than its send_at.
+            func.max(col(Delivery.next_attempt_at)).label("last_at"),
         )
         .select_from(Delivery)
-        .join(Round, col(Round.id) == col(Delivery.round_id))
         .join(listing, col(listing.id) == col(Delivery.enrolment_id))
         .where(
             col(Delivery.campaign_id) == campaign_id,

@@ -169,6 +169,17 @@ class PlannedRound(BaseModel):
         description="People this round would reach if created now, rounded to a multiple of 5 "
         "as the statistics are (docs/privacy.md); null for non-admins"
     )
+    spread_until: datetime | None = Field(
+        default=None,
+        description="Under the messaging limit: when the round's last batch is sent (UTC)",
+    )
+    spread_days: int | None = Field(
+        default=None, description="Under the messaging limit: the working days the round sends on"
+    )
+    reaches_everyone: bool = Field(
+        default=True, description="False when the limit leaves people unreached before the end"
+    )
+    note: str | None = Field(default=None, description="The spread in words (Bahasa Indonesia)")
 
 
 class ZonePlan(BaseModel):
@@ -182,3 +193,12 @@ class CampaignPlan(BaseModel):
     state: str
     generated_at: datetime
     zones: list[ZonePlan]
+    messaging_limit: int | None = Field(
+        default=None, description="Meta's limit of people per moving 24 h; null = unlimited"
+    )
+    planned_per_24h: int | None = Field(
+        default=None, description="The safety share of the limit that rounds plan at most"
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="What the plan cannot do (Bahasa Indonesia)"
+    )

@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Select,
     String,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -39,8 +41,10 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as core_select
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session, col
 
+from app.campaigns import costs
 from app.db import UTCDateTime, is_postgresql
 from app.enrolment.models import Enrolment
 from app.messaging.inbound import StatusEvent
@@ -53,6 +57,7 @@ logger = logging.getLogger(__name__)
 _Q, _SENDING = DeliveryState.queued, DeliveryState.sending
 _ACCEPTED, _DELIVERED = DeliveryState.accepted, DeliveryState.delivered
 _FAILED, _UNKNOWN, _SKIPPED = DeliveryState.failed, DeliveryState.unknown, DeliveryState.skipped
+_EXPIRED = DeliveryState.expired
 # from-state → to-states. None is "no row": created for a round, or deleted (erased, purged).
 TRANSITIONS: dict[str | None, frozenset[str | None]] = {
     # Round creation.
@@ -66,9 +71,11 @@ TRANSITIONS: dict[str | None, frozenset[str | None]] = {
     # A status proves Meta accepted the message, whatever this side thought had happened.
     _UNKNOWN: frozenset({_ACCEPTED, _DELIVERED, _FAILED, None}),
     _SKIPPED: frozenset({_ACCEPTED, _DELIVERED, _FAILED, None}),
-    _ACCEPTED: frozenset({_DELIVERED, _FAILED, None}),
+    _ACCEPTED: frozenset({_DELIVERED, _FAILED, _EXPIRED, None}),
     _DELIVERED: frozenset({_FAILED, None}),
     _FAILED: frozenset({None}),
+    # No delivered status before the send window ended; a late status changes nothing.
+    _EXPIRED: frozenset({None}),
 }
 
 
@@ -163,6 +170,48 @@ def create_round_deliveries(
     }
     count_moves(session, counts, at=send_at)
     return sum(count for _, count in per_opd)
+
+
+def spread_round(
+    session: Session,
+    *,
+    round_id: int,
+    campaign_id: int,
+    timezone: str,
+    batches: Sequence[tuple[datetime, int]],
+    fair: Subquery,
+    now: datetime,
+) -> int:
+    """Give a new round's deliveries, in `fair` order (id, position), the moments of `batches`.
+
+    Deliveries beyond the batches (no moment left before the campaign ends) are skipped with
+    `messaging_limit` and counted as skipped; how many.
+    """
+    moments = []
+    upper = 0
+    for at, people in batches:
+        upper += people
+        moments.append((fair.c.position <= upper, literal(at, UTCDateTime())))
+    if moments:
+        require(_Q, _Q)
+        session.execute(
+            update(Delivery)
+            .where(col(Delivery.id) == fair.c.id, fair.c.position <= upper)
+            .values(next_attempt_at=case(*moments), updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    require(_Q, _SKIPPED)
+    beyond = core_select(fair.c.id).where(fair.c.position > upper)
+    skipped = session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(beyond))
+        .values(state=_SKIPPED, error_class="messaging_limit", updated_at=now)
+        .returning(col(Delivery.opd_id))
+        .execution_options(synchronize_session=False)
+    ).all()
+    counts = Counter((campaign_id, opd_id, timezone, tally.SKIPPED) for (opd_id,) in skipped)
+    count_moves(session, counts, at=now)
+    return len(skipped)
 
 
 # -- claimed --------------------------------------------------------------------------------
@@ -364,6 +413,7 @@ def apply_statuses(
             )
     if changed:
         session.connection().execute(_STATUS_UPDATE, changed)
+    _bill(session, rows, events, zones=zones, now=now)
     # Counters last and in key order: their rows are the hot spot, held for the shortest time.
     for (campaign_id, opd_id, _day, outcome), count in sorted(counts.items()):
         tally.count_outcome(
@@ -376,6 +426,77 @@ def apply_statuses(
             amount=count.amount,
         )
     return moves
+
+
+def _bill(
+    session: Session,
+    rows: Sequence[StatusRow],
+    events: Sequence[StatusEvent],
+    *,
+    zones: Mapping[int, str],
+    now: datetime,
+) -> None:
+    """Count each delivery's charge once: the first status carrying it marks the row billed."""
+    found = {d.public_id: d for d in rows} | {d.wamid: d for d in rows if d.wamid}
+    charges: dict[int, tuple[str, datetime, StatusRow]] = {}
+    for e in events:
+        category = costs.charged_category(e.status, e.pricing)
+        d = found.get(e.callback or "") or found.get(e.wamid or "")
+        if category is not None and d is not None and d.id not in charges:
+            in_horizon = e.at is not None and now - timedelta(days=7) <= e.at <= now
+            charges[d.id] = (category, e.at if e.at and in_horizon else now, d)
+    sums: dict[tuple[int, int, str, str, str], list[Any]] = {}
+    for category in sorted({c for c, _, _ in charges.values()}):
+        ids = [d_id for d_id, (c, _, _) in charges.items() if c == category]
+        billed = session.execute(
+            update(Delivery)
+            .where(col(Delivery.id).in_(ids), col(Delivery.billed_category).is_(None))
+            .values(billed_category=category)
+            .returning(col(Delivery.id))
+            .execution_options(synchronize_session=False)
+        ).all()
+        outcome = tally.BILLED.get(category, tally.BILLED_OTHER)
+        for (d_id,) in billed:
+            _, at, d = charges[d_id]
+            zone = zones.get(d.round_id, DEFAULT_ZONE)
+            day = at.astimezone(ZoneInfo(zone)).date().isoformat()
+            sums.setdefault((d.campaign_id, d.opd_id, zone, outcome, day), [at, 0])[1] += 1
+    for (campaign_id, opd_id, zone, outcome, _), (at, amount) in sorted(sums.items()):
+        tally.count_outcome(
+            session,
+            campaign_id=campaign_id,
+            opd_id=opd_id,
+            timezone=zone,
+            outcome=outcome,
+            at=at,
+            amount=amount,
+        )
+
+
+# -- expired ----------------------------------------------------------------------------------
+
+
+def expire_undelivered(
+    session: Session, *, deliveries: Sequence[tuple[int, int, int, str]], now: datetime
+) -> int:
+    """Accepted deliveries (id, campaign, OPD, zone) still undelivered become `expired`.
+
+    Only those still `accepted` move, so a delivered status that won the race keeps its
+    delivery, and each expiry is counted once; how many moved.
+    """
+    if not deliveries:
+        return 0
+    require(_ACCEPTED, _EXPIRED)
+    keys = {d_id: (campaign_id, opd_id, tz) for d_id, campaign_id, opd_id, tz in deliveries}
+    moved = session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(list(keys)), col(Delivery.state) == _ACCEPTED)
+        .values(state=_EXPIRED, error_class="expired", updated_at=now)
+        .returning(col(Delivery.id))
+        .execution_options(synchronize_session=False)
+    ).all()
+    count_moves(session, Counter((*keys[d_id], tally.EXPIRED) for (d_id,) in moved), at=now)
+    return len(moved)
 
 
 # -- skipped for an opt-out, erased, purged -------------------------------------------------

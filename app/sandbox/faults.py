@@ -24,6 +24,9 @@ class Faults:
     webhook_retry_seconds: float = 1.0
     # Refuse like Meta beyond the account's throughput and messaging limit (app.sandbox.limits).
     enforce_limits: bool = False
+    # Share of taken sends never delivered (the phone stays offline until the TTL passes): Meta
+    # then drops the message and posts nothing after `sent`.
+    undelivered_share: float = 0.0
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply known fields from a JSON object; unknown keys raise ValueError."""

@@ -34,6 +34,7 @@ def sandbox_faults(settings: Settings) -> Faults:
         timeout_rate=settings.sandbox_timeout_rate,
         hang_seconds=settings.sandbox_hang_seconds,
         failed_share=settings.sandbox_failed_share,
+        undelivered_share=settings.sandbox_undelivered_share,
         status_delay_seconds=settings.sandbox_status_delay_seconds,
         webhook_retries=settings.sandbox_webhook_retries,
         webhook_retry_seconds=settings.sandbox_webhook_retry_seconds,

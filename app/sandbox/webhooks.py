@@ -119,11 +119,16 @@ class StatusPoster:
         due = time.monotonic() + self._faults.status_delay_seconds
         share = self._faults.failed_share
         fails = fail_code is not None or (bool(share) and self._rng.random() < share)
-        for kind in ("sent", "failed") if fails else ("sent", "delivered"):
+        lost = self._faults.undelivered_share
+        kinds: tuple[str, ...] = ("sent", "failed") if fails else ("sent", "delivered")
+        if not fails and lost and self._rng.random() < lost:
+            kinds = ("sent",)  # dropped when its TTL passed: Meta posts nothing more
+        for kind in kinds:
             status: dict[str, Any] = {"id": wamid, "status": kind, "recipient_id": to.lstrip("+")}
             if tag is not None:
                 status["biz_opaque_callback_data"] = tag
-            if kind == "sent":
+            # Meta puts pricing on `sent` and on one of delivered/read (the one that is billed).
+            if kind in ("sent", "delivered"):
                 status["pricing"] = {
                     "billable": True,
                     "pricing_model": "PMP",

@@ -8,11 +8,12 @@ therefore set here, once per process, by the runner (configure) before the sched
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
+from app.campaigns import expiry as campaign_expiry
 from app.campaigns import rounds as campaign_rounds
 from app.campaigns import service as campaign_service
 from app.config import get_settings
@@ -112,3 +113,11 @@ def finish_campaigns() -> None:
 def refresh_sender_state() -> None:
     """Read the number's messaging limit, throughput and quality from Meta."""
     sender_jobs.refresh_sender_state(_ctx().engine)
+
+
+def expire_deliveries() -> None:
+    """Reminders not delivered inside their send window expire (counted as kedaluwarsa)."""
+    ctx = _ctx()
+    grace = timedelta(minutes=get_settings().delivery_expiry_grace_minutes)
+    with session_scope(ctx.engine) as session:
+        campaign_expiry.expire_undelivered(session, now=ctx.clock(), grace=grace)

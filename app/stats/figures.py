@@ -10,6 +10,8 @@ Definitions, per OPD at the end of each day of the period (the campaign's first 
   leaves the list unchanged: the service simply never messages that number);
 - scheduled, delivered: reminders planned, and reported delivered, since the first day;
 - not_delivered: reminders that failed for good, were skipped, or whose outcome is unknown;
+- expired: reminders Meta accepted that were not delivered before their send window ended
+  ("kedaluwarsa", `app.campaigns.expiry`);
 - opted_out: STOPs by people listed in the OPD since the first day.
 Two populations are read but never published; the rounding caps use them (`PUBLISHED_RULE`):
 - reminder_population: for every round so far, the people on the list when it was created;
@@ -30,14 +32,14 @@ from app.stats import queries
 from app.stats.queries import OpdRef
 from app.stats.rounding import Cap, SeriesRule
 
-MEASURES = ("enrolled", "scheduled", "delivered", "not_delivered", "opted_out")
+MEASURES = ("enrolled", "scheduled", "delivered", "not_delivered", "opted_out", "expired")
 POPULATIONS = ("reminder_population", "ever_listed")
 FIELDS = (*MEASURES, *POPULATIONS)  # the columns of a series
 PUBLISHED_RULE = SeriesRule(
-    monotone=frozenset({"scheduled", "delivered", "not_delivered", "opted_out"}),
+    monotone=frozenset({"scheduled", "delivered", "not_delivered", "opted_out", "expired"}),
     caps=(
         Cap(("scheduled",), "reminder_population"),
-        Cap(("delivered", "not_delivered"), "reminder_population"),
+        Cap(("delivered", "not_delivered", "expired"), "reminder_population"),
         Cap(("opted_out",), "ever_listed"),
     ),
 )
@@ -52,6 +54,7 @@ _DELIVERY_MEASURES = {
         tally.SKIPPED,
     ),
     "reminder_population": (tally.LISTED,),
+    "expired": (tally.EXPIRED,),
 }
 _ENROLMENT_EVENTS = {
     "joined": ("enrolled",),

@@ -16,6 +16,7 @@ MEASURES: tuple[tuple[str, str], ...] = (
     ("delivered", "Terkirim"),
     ("not_delivered", "Tidak terkirim"),
     ("opted_out", "Berhenti (STOP)"),
+    ("expired", "Kedaluwarsa"),
 )
 RATES: tuple[tuple[str, str], ...] = (
     ("delivery_rate", "Tingkat terkirim (%)"),
@@ -39,13 +40,16 @@ def method_notes(group_min: int) -> dict[str, str]:
 
 
 class Figures(BaseModel):
-    """The five published counts."""
+    """The published counts."""
 
     enrolled: int = Field(description="people on the list at the end of the period")
     scheduled: int = Field(description="reminders planned in the period")
     delivered: int = Field(description="reminders WhatsApp reported delivered")
     not_delivered: int = Field(description="reminders that failed, were skipped, or are unknown")
     opted_out: int = Field(description="STOPs by listed people in the period")
+    expired: int = Field(
+        description="reminders accepted but not delivered before their send window ended"
+    )
 
 
 class StatsRow(Figures):
