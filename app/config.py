@@ -118,9 +118,10 @@ class Settings(BaseSettings):
     sandbox_throughput_per_second: int = Field(default=80, ge=1)
     sandbox_enforce_limits: bool = False
 
-    # Meta's messaging limit (unique people per moving 24 h; a new portfolio has 250, 0 =
-    # unlimited) until the sender reads it live; rounds plan at most the safety share of it.
-    messaging_limit: int = Field(default=250, ge=0)
+    # Rounds plan under Meta's messaging limit as the sender last read it (unique people per
+    # moving 24 h; a new portfolio's 250 until read), at most the safety share of it. A value
+    # here is the operator's lower ceiling; 0 plans with no limit (benchmarks only).
+    messaging_limit: int | None = Field(default=None, ge=0)
     messaging_limit_safety_share: float = Field(default=0.8, gt=0, le=1)
     # No send starts this close to a campaign's send_end (a reminder must reach the phone inside
     # its window); one still undelivered this long after the window closed counts as expired.

@@ -25,6 +25,7 @@ from sqlmodel import Session, col
 
 from app.config import Settings
 from app.outbox.models import COUNTED_STATES, Delivery, DeliveryState
+from app.sender import service as sender_service
 
 DAY = timedelta(hours=24)
 # How far the planner moves on when a moment is full; an hour keeps plans short to compute.
@@ -36,11 +37,19 @@ Load = list[tuple[datetime, int]]
 
 
 def messaging_limit(session: Session, *, settings: Settings) -> int | None:
-    """The portfolio's current messaging limit (unique people per moving 24 h); None = unlimited."""
-    # The one place the limit is read: today the configured value (a new account has 250); the
-    # sender's live state read from Meta is wired in here, so every caller follows it.
-    del session
-    return settings.messaging_limit or None
+    """The portfolio's current messaging limit (unique people per moving 24 h); None = unlimited.
+
+    The one place the limit is read: the sender's state as Meta last said it (a new portfolio's
+    250 until it has), or the operator's SPI_MESSAGING_LIMIT when lower; 0 there plans rounds
+    with no limit at all (benchmarks, and a sandbox playing an unlimited account).
+    """
+    live = sender_service.current_messaging_limit(session)
+    ceiling = settings.messaging_limit
+    if ceiling is None:
+        return live
+    if ceiling == 0:
+        return None
+    return ceiling if live is None else min(live, ceiling)
 
 
 def cap_per_24h(limit: int | None, *, share: float) -> int | None:

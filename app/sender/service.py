@@ -62,6 +62,14 @@ def current_throughput_per_second(session: Session) -> int:
     return throughput_of_state(current_state(session))
 
 
+def known_throughput_per_second(session: Session) -> int | None:
+    """The number's throughput once Meta has said it (a reading or a notice); None before."""
+    state = current_state(session)
+    if state is None or state.throughput_at is None:
+        return None
+    return throughput_of_state(state)
+
+
 def is_restricted(state: SenderState | None) -> bool:
     """Meta restricts, bans or flags the account or number."""
     if state is None:

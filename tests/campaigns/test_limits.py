@@ -13,8 +13,10 @@ from app.campaigns.models import Campaign, Round
 from app.campaigns.timing import closed_reason
 from app.config import Settings
 from app.db import session_scope
+from app.messaging.tiers import tier_word
 from app.outbox.models import Delivery, DeliveryTally
 from app.security import PhoneVault
+from app.sender import changes
 from tests.factories import add_campaign, add_opd, add_people, add_template
 
 WIB = ZoneInfo("Asia/Jakarta")
@@ -27,10 +29,18 @@ def local(*args: int) -> datetime:
     return datetime(*args, tzinfo=WIB).astimezone(UTC)  # type: ignore[misc]
 
 
-def limited(limit: int, share: float = 0.8) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None, messaging_limit=limit, messaging_limit_safety_share=share
-    )
+def meta_limit(engine: Engine, limit: int, share: float = 0.8) -> Settings:
+    """Meta says the portfolio's limit, recorded as the sender records a reading; settings
+    that leave it alone (no operator ceiling)."""
+    with session_scope(engine) as s:
+        state = changes.state_row(s, lock=True)
+        changes.set_limit(s, state, tier=tier_word(limit), at=BEFORE, source="reading")
+    return Settings(_env_file=None, messaging_limit_safety_share=share)  # type: ignore[call-arg]
+
+
+def no_limit() -> Settings:
+    """The operator's SPI_MESSAGING_LIMIT=0: rounds are planned with no limit at all."""
+    return Settings(_env_file=None, messaging_limit=0)  # type: ignore[call-arg]
 
 
 def three_opds(engine: Engine, vault: PhoneVault) -> None:
@@ -97,7 +107,7 @@ def test_a_round_of_3000_is_spread_under_the_safety_share_and_reaches_everyone(
 ) -> None:
     three_opds(engine, vault)
     cid = add_campaign(engine, template_id=add_template(engine), now=BEFORE)
-    created = start_round(engine, cid, start, limited(limit))
+    created = start_round(engine, cid, start, meta_limit(engine, limit))
     assert created.recipients == 3000
 
     rows = planned(engine)
@@ -139,7 +149,7 @@ def test_a_campaign_ending_too_soon_warns_and_skips_whom_it_cannot_reach(
         cron="0 9 * * 5",  # Fridays
     )
     start = local(2026, 3, 13, 9)
-    settings = limited(250)
+    settings = meta_limit(engine, 250)
     with Session(engine) as s:
         campaign = s.get(Campaign, cid)
         assert campaign is not None
@@ -174,14 +184,13 @@ def test_the_plan_says_how_long_a_round_takes_at_the_limit(
 ) -> None:
     three_opds(engine, vault)
     cid = add_campaign(engine, template_id=add_template(engine), now=BEFORE)
+    settings = meta_limit(engine, 2000)
     with Session(engine) as s:
         campaign = s.get(Campaign, cid)
         assert campaign is not None
-        forecast = plan.campaign_plan(
-            s, campaign=campaign, now=BEFORE, limit=1, settings=limited(2000)
-        )
+        forecast = plan.campaign_plan(s, campaign=campaign, now=BEFORE, limit=1, settings=settings)
         unlimited = plan.campaign_plan(
-            s, campaign=campaign, now=BEFORE, limit=1, settings=limited(0)
+            s, campaign=campaign, now=BEFORE, limit=1, settings=no_limit()
         )
     # Monday 2 March 09:00: 1,600 that day, 1,400 on Tuesday.
     first = forecast.zones[0].rounds[0]
@@ -200,7 +209,7 @@ def test_rounds_of_all_campaigns_share_the_limit(engine: Engine, vault: PhoneVau
     template = add_template(engine)
     one = add_campaign(engine, template_id=template, now=BEFORE, opd_codes=["ONE"])
     two = add_campaign(engine, template_id=template, now=BEFORE, opd_codes=["TWO"])
-    settings = limited(2000)
+    settings = meta_limit(engine, 2000)
     start_round(engine, one, local(2026, 3, 2, 9), settings)
     start_round(engine, two, local(2026, 3, 2, 10), settings)
 
@@ -220,10 +229,10 @@ def test_a_spread_round_counts_for_the_gap_from_when_it_is_sent(
     add_opd(engine, "JKT")
     add_people(engine, vault, "JKT", 400)
     cid = add_campaign(engine, template_id=add_template(engine), now=BEFORE, min_gap_days=7)
-    settings = limited(250)
+    settings = meta_limit(engine, 250)
     start_round(engine, cid, local(2026, 3, 2, 9), settings)  # 200 on Monday, 200 on Tuesday
     # A week after Monday, only Monday's half is past the gap.
-    again = start_round(engine, cid, local(2026, 3, 9, 9), limited(0))
+    again = start_round(engine, cid, local(2026, 3, 9, 9), no_limit())
     assert again.recipients == 200
 
 
@@ -249,9 +258,24 @@ def test_spread_without_a_limit_sends_everyone_at_once() -> None:
     assert result.slots == [limits.Slot(at, 3000)]
 
 
-def test_the_limit_is_read_from_settings_and_zero_means_unlimited() -> None:
-    assert limits.messaging_limit(None, settings=limited(250)) == 250  # type: ignore[arg-type]
-    assert limits.messaging_limit(None, settings=limited(0)) is None  # type: ignore[arg-type]
+def test_the_limit_follows_meta_and_the_operator_may_only_lower_it(engine: Engine) -> None:
+    def limit(**ceiling: int) -> int | None:
+        settings = Settings(_env_file=None, **ceiling)  # type: ignore[call-arg, arg-type]
+        with Session(engine) as s:
+            return limits.messaging_limit(s, settings=settings)
+
+    assert limit() == 250  # a new portfolio's limit until Meta has said otherwise
+    meta_limit(engine, 10_000)
+    assert limit() == 10_000
+    assert limit(messaging_limit=2000) == 2000
+    assert limit(messaging_limit=100_000) == 10_000  # a ceiling never raises Meta's limit
+    assert limit(messaging_limit=0) is None  # SPI_MESSAGING_LIMIT=0: no limit (benchmarks)
+    with session_scope(engine) as s:
+        state = changes.state_row(s, lock=True)
+        later = BEFORE + timedelta(hours=1)
+        changes.set_limit(s, state, tier="TIER_UNLIMITED", at=later, source="reading")
+    assert limit() is None
+    assert limit(messaging_limit=2000) == 2000
     assert limits.cap_per_24h(250, share=0.8) == 200
     assert limits.cap_per_24h(None, share=0.8) is None
-    assert Settings(_env_file=None).messaging_limit == 250  # type: ignore[call-arg]
+    assert Settings(_env_file=None).messaging_limit is None  # type: ignore[call-arg]
