@@ -27,11 +27,14 @@ WINDOW_END = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
 def claim_all(
     engine: Engine, vault: PhoneVault, settings: Settings, now: datetime
 ) -> list[claim.Job]:
+    """Reserve what is due and mark it as about to be sent, as the worker does."""
     with session_scope(engine) as s:
         jobs, _ = claim.claim_batch(
             s, worker_id="w1", now=now, limit=50, lease_seconds=60, vault=vault, settings=settings
         )
-    return jobs
+        ids = [j.delivery_id for j in jobs]
+        marked = claim.start_sending(s, worker_id="w1", delivery_ids=ids, now=now, lease_seconds=60)
+    return [j for j in jobs if j.delivery_id in marked]
 
 
 def accept_all(engine: Engine, vault: PhoneVault, settings: Settings) -> list[claim.Job]:
