@@ -1,4 +1,4 @@
-"""The send rate follows the number's throughput as Meta reports it, unless the operator's is lower."""
+"""The send rate follows the throughput Meta reports, unless the operator's is lower."""
 
 from __future__ import annotations
 
