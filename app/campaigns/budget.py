@@ -138,6 +138,25 @@ def reachable_counts(
     return [int(v) for v in row]
 
 
+def reminders_left(
+    session: Session, *, campaign: Campaign, timezone: str, rounds_left: int
+) -> dict[int, int]:
+    """Per OPD in this zone: reminders its reachable people may still get, each person's
+    remaining budget (max_reminders minus counted deliveries) capped at `rounds_left`."""
+    assert campaign.id is not None
+    if rounds_left <= 0:
+        return {}
+    history = _history(campaign.id)
+    budget = campaign.max_reminders - func.coalesce(history.c.sent, 0)
+    each = case((budget > rounds_left, rounds_left), else_=budget)
+    rows = session.execute(
+        _eligible(campaign, timezone, history)
+        .with_only_columns(col(Enrolment.opd_id), func.sum(each))
+        .group_by(col(Enrolment.opd_id))
+    ).all()
+    return {int(opd_id): int(n or 0) for opd_id, n in rows}
+
+
 def listed_counts(session: Session, *, campaign: Campaign, timezone: str) -> dict[int, int]:
     """Per OPD of the campaign in this zone: how many people its list holds right now.
 

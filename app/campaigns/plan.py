@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.campaigns import budget, limits, rounds
+from app.campaigns import budget, costs, forecast, limits, rounds
 from app.campaigns.models import Campaign
 from app.campaigns.schemas import CampaignPlan, PlannedRound, ZonePlan
 from app.campaigns.timing import Firing, SendPolicy, next_allowed, planned_firings
@@ -50,6 +50,7 @@ def campaign_plan(
     policy = rounds.policy_for(campaign)
     zones: list[ZonePlan] = []
     warnings: list[str] = []
+    reach_share: dict[str, float] = {}
     for timezone in rounds.campaign_timezones(session, campaign=campaign):
         firings = planned_firings(policy, timezone, now, limit=limit)
         reach = budget.reachable_counts(
@@ -64,6 +65,7 @@ def campaign_plan(
             .where(Opd.timezone == timezone, budget.opd_scope(campaign.id, campaign.all_opds))
         ).one()
         planned = []
+        shown_sum = placed_sum = 0
         for number, (firing, count) in enumerate(zip(firings, reach, strict=True), start=1):
             shown = _rounded(count, rounding_key, f"plan:{campaign.id}|{timezone}")
             spread = limits.spread(
@@ -83,6 +85,7 @@ def campaign_plan(
                     with_reach=with_reach,
                 )
             )
+            shown_sum, placed_sum = shown_sum + shown, placed_sum + spread.placed
             if spread.unplaced:
                 warnings.append(
                     _warning(
@@ -90,6 +93,18 @@ def campaign_plan(
                     ),
                 )
         zones.append(ZonePlan(timezone=timezone, opds=int(opds), rounds=planned))
+        reach_share[timezone] = placed_sum / shown_sum if shown_sum else 1.0
+    cost = None
+    if with_reach:
+        cost = forecast.cost_forecast(
+            session,
+            campaign=campaign,
+            now=now,
+            reach_share=reach_share,
+            rates=costs.rate_table(settings),
+            group_min=settings.stats_group_min,
+            rounding_key=rounding_key,
+        )
     return CampaignPlan(
         campaign_id=campaign.id,
         state=campaign.state,
@@ -98,6 +113,7 @@ def campaign_plan(
         messaging_limit=messaging_limit,
         planned_per_24h=cap,
         warnings=warnings,
+        forecast=cost,
     )
 
 

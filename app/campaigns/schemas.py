@@ -182,6 +182,29 @@ class PlannedRound(BaseModel):
     note: str | None = Field(default=None, description="The spread in words (Bahasa Indonesia)")
 
 
+class ForecastRow(BaseModel):
+    """One OPD, the group of small OPDs, or the total."""
+
+    opd_code: str | None = Field(description="null for the total row; LAINNYA for the group")
+    opd_name: str
+    reminders: int = Field(
+        description="reminders still to send within the limits, rounded to a multiple of 5 as "
+        "the statistics are (docs/privacy.md); the total is the sum of the rows"
+    )
+    cost_idr: int = Field(description="reminders x the rate of the template's category")
+
+
+class CostForecast(BaseModel):
+    """At most what the rest of the campaign costs: people x reminders left x rate."""
+
+    category: str = Field(description="Meta's pricing category of the campaign's template")
+    rate_idr: int = Field(description="rupiah per delivered message (SPI_MESSAGE_RATES_IDR)")
+    rates_as_of: date = Field(description="the date of the rate card (SPI_MESSAGE_RATES_DATE)")
+    rows: list[ForecastRow]
+    total: ForecastRow
+    note: str = Field(description="How the forecast is made (Bahasa Indonesia)")
+
+
 class ZonePlan(BaseModel):
     timezone: str
     opds: int
@@ -201,4 +224,7 @@ class CampaignPlan(BaseModel):
     )
     warnings: list[str] = Field(
         default_factory=list, description="What the plan cannot do (Bahasa Indonesia)"
+    )
+    forecast: CostForecast | None = Field(
+        default=None, description="The cost of the reminders still to send; null for non-admins"
     )

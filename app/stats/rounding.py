@@ -110,10 +110,17 @@ class Cap:
 
 @dataclass
 class SeriesRule:
-    """Which measures of a series are cumulative (never fall) and which caps apply."""
+    """Which measures of a series are cumulative (never fall) and which caps apply.
+
+    `within` names a measure that counts a part of another (billed messages are delivered
+    ones): it takes its coin from that measure's cell, so the two agree whenever their values
+    do (two coins for one value would narrow it), and it is rounded down where its figure would
+    exceed the whole's.
+    """
 
     monotone: frozenset[str]
     caps: Sequence[Cap] = field(default_factory=tuple)
+    within: Mapping[str, str] = field(default_factory=dict)
 
 
 def publish_array(
@@ -130,11 +137,20 @@ def publish_array(
     populations = {cap.population for cap in rule.caps}
     published = np.zeros_like(truth, dtype=np.int64)
     measures = [i for name, i in column.items() if name not in populations]
-    streams = [_stream(key, f"{cell}|{name}") for name in column if name not in populations]
+    streams = [
+        _stream(key, f"{cell}|{rule.within.get(name, name)}")
+        for name in column
+        if name not in populations
+    ]
     values = truth[:, measures].astype(np.int64)
     published[:, measures] = _rounded(values, _coins(key, streams, values))
     if any(_may_bind(cap, truth, column) for cap in rule.caps):
         _apply_caps(truth, published, column, rule)
+    for part, whole in rule.within.items():
+        p, w = column[part], column[whole]
+        over = (published[:, p] > published[:, w]) & (truth[:, p] <= truth[:, w])
+        # Rounding down is always valid, and round_down(part) <= round_down(whole) <= whole's.
+        published[over, p] = truth[over, p] - truth[over, p] % BASE
     return published
 
 

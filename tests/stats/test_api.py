@@ -33,7 +33,15 @@ KEY = b"s" * 32
 
 FIRST = TODAY - timedelta(days=10)
 YESTERDAY = TODAY - timedelta(days=1)
-MEASURES = ("enrolled", "scheduled", "delivered", "not_delivered", "opted_out", "expired")
+MEASURES = (
+    "enrolled",
+    "scheduled",
+    "delivered",
+    "not_delivered",
+    "opted_out",
+    "expired",
+    "billed",
+)
 # What build_world puts in, per OPD, counted up to yesterday (the last closed day).
 TRUTH = {
     "DINKES": {
@@ -43,6 +51,7 @@ TRUTH = {
         "not_delivered": 16,
         "opted_out": 7,
         "expired": 0,
+        "billed": 0,
     },
     "BAPPEDA": {
         "enrolled": 60,
@@ -51,6 +60,7 @@ TRUTH = {
         "not_delivered": 3,
         "opted_out": 2,
         "expired": 2,
+        "billed": 0,
     },
     "DISDIK": {
         "enrolled": 80,
@@ -59,6 +69,7 @@ TRUTH = {
         "not_delivered": 6,
         "opted_out": 9,
         "expired": 3,
+        "billed": 0,
     },
 }
 
@@ -277,13 +288,13 @@ def test_csv_export_opens_in_excel_matches_the_api_and_is_audited(world: World) 
     lines = raw.decode("utf-8-sig").split("\r\n")
     assert lines[0] == (
         "Kode OPD;Nama OPD;Terdaftar;Pengingat dijadwalkan;Terkirim;Tidak terkirim;"
-        "Berhenti (STOP);Kedaluwarsa;Tingkat terkirim (%);Tingkat berhenti (%)"
+        "Berhenti (STOP);Kedaluwarsa;Ditagih Meta;Tingkat terkirim (%);Tingkat berhenti (%)"
     )
     body = as_json(world.get("inspectorate", url))
     dinkes = next(line.split(";") for line in lines if line.startswith("DINKES;"))
-    assert dinkes[2:8] == [str(_by_code(body)["DINKES"][m]) for m in MEASURES]
+    assert dinkes[2:9] == [str(_by_code(body)["DINKES"][m]) for m in MEASURES]
     total = next(line.split(";") for line in lines if line.startswith("Jumlah;"))
-    assert total[2:8] == [str(body["total"][m]) for m in MEASURES]
+    assert total[2:9] == [str(body["total"][m]) for m in MEASURES]
     rate = f"{body['total']['delivery_rate'] * 100:.2f}"
     assert total[-2] == rate.replace(".", ",")  # decimal comma next to ';'
     comma = world.get("inspectorate", url, format="csv", sep=",").content.decode("utf-8-sig")

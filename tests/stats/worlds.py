@@ -13,8 +13,8 @@ from tests.stats.attacker import Knowledge
 
 Day = dict[str, int]
 FIRST = date(2026, 3, 2)
-MONOTONE = ("scheduled", "delivered", "not_delivered", "opted_out", "expired")
-SENSITIVE = ("scheduled", "delivered", "not_delivered", "opted_out", "expired")
+MONOTONE = ("scheduled", "delivered", "not_delivered", "opted_out", "expired", "billed")
+SENSITIVE = ("scheduled", "delivered", "not_delivered", "opted_out", "expired", "billed")
 # What became of the reminders scheduled: together never more than scheduled.
 ENDS = ("delivered", "not_delivered", "expired")
 
@@ -24,7 +24,7 @@ def histories(draw: st.DrawFn, *, days: int | None = None) -> list[Day]:
     """One OPD's cumulative history: counts only grow, parts never exceed their wholes."""
     rows: list[Day] = []
     listed = ever = population = scheduled = delivered = not_delivered = opted_out = 0
-    expired = 0
+    expired = billed = 0
     for _ in range(days if days is not None else draw(st.integers(1, 4))):
         joined = draw(st.integers(0, 14))
         left = draw(st.integers(0, listed))
@@ -39,6 +39,8 @@ def histories(draw: st.DrawFn, *, days: int | None = None) -> list[Day]:
         failed = draw(st.integers(0, done))
         lapsed = draw(st.integers(0, done - failed))
         delivered += done - failed - lapsed
+        # Meta bills most delivered reminders (a part of them, in time, is free).
+        billed += draw(st.integers(0, delivered - billed))
         not_delivered += failed
         expired += lapsed
         rows.append(
@@ -49,6 +51,7 @@ def histories(draw: st.DrawFn, *, days: int | None = None) -> list[Day]:
                 "not_delivered": not_delivered,
                 "opted_out": opted_out,
                 "expired": expired,
+                "billed": billed,
                 "reminder_population": population,
                 "ever_listed": ever,
             }
@@ -93,6 +96,7 @@ class Reader:
                     {var(o, m, t): 1 for m in ENDS},
                     {var(o, "scheduled", t): 1},
                 )
+                self.know.at_most({var(o, "billed", t): 1}, {var(o, "delivered", t): 1})
                 if t:
                     for m in MONOTONE:
                         self.know.at_most({var(o, m, t - 1): 1}, {var(o, m, t): 1})
@@ -126,7 +130,7 @@ def protected_targets(world: list[list[Day]], opds: range | list[int]) -> list[d
         history = world[o]
         for t, day in enumerate(history):
             if day["reminder_population"]:
-                found += [{var(o, m, t): 1} for m in ("scheduled", *ENDS)]
+                found += [{var(o, m, t): 1} for m in ("scheduled", *ENDS, "billed")]
             if day["ever_listed"]:
                 found.append({var(o, "opted_out", t): 1})
             if t and history[t - 1]["ever_listed"]:
