@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from app.auth.models import Role
 from app.config import Settings
 from app.sandbox import notices
+from tests.auth.helpers import add_user, fill_login
 from tests.dashboard.conftest import CHROMIUM_ARGS
 from tests.dashboard.test_login import login
 from tests.factories import add_token
@@ -74,14 +75,13 @@ def test_the_sender_page_at_390_px(
 ) -> None:
     from playwright.sync_api import sync_playwright
 
-    token = add_token(engine, Role.admin, name="Admin")
+    # The page takes accounts, no longer a pasted token.
+    who = add_user(engine, Role.admin, name="Admin")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})
-            page.goto(f"{live_server}/dashboard/login")
-            page.fill("#token", token)
-            page.click("button[type=submit]")
+            fill_login(page, live_server, who)
             page.wait_for_url(f"{live_server}/dashboard")
             page.goto(f"{live_server}/dashboard/sender")
             assert page.locator("h1").inner_text() == "Nomor pengirim WhatsApp"
