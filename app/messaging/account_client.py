@@ -15,7 +15,7 @@ from app.messaging.client import (
     GraphApiError,
     GraphConfig,
     WhatsAppClient,
-    _json_or_none,
+    answered_payload,
     build_http_client,
 )
 from app.messaging.health import (
@@ -33,7 +33,6 @@ from app.messaging.health import (
 from app.messaging.results import (
     SendOutcome,
     SendResult,
-    classify_response,
     classify_transport_error,
 )
 from app.messaging.wire import (
@@ -96,15 +95,7 @@ class AccountClient(WhatsAppClient):
             )
         except httpx.TransportError as exc:
             raise GraphApiError(classify_transport_error(exc)) from exc
-        payload = _json_or_none(response)
-        if response.status_code != 200 or (isinstance(payload, dict) and "error" in payload):
-            raise GraphApiError(
-                classify_response(
-                    response.status_code,
-                    payload,
-                    retry_after_header=response.headers.get("retry-after"),
-                )
-            )
+        payload = answered_payload(response)
         if not isinstance(payload, dict):
             raise GraphApiError(
                 SendResult(SendOutcome.UNKNOWN, "unparseable_answer", http_status=200)
