@@ -9,18 +9,20 @@ from fastapi import Depends, Request
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    Connection,
     DateTime,
     Engine,
     String,
     any_,
     bindparam,
     create_engine,
-    event,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Session, SQLModel
+
+from app import db_sqlite
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -31,7 +33,7 @@ SQLModel.metadata.naming_convention = {
 }
 
 
-_READ_ONLY = "spi_read_only"
+_DEFERRED = db_sqlite.DEFERRED
 
 
 def utcnow() -> datetime:
@@ -62,34 +64,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine tuned for the embedded SQLite file or for PostgreSQL."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            # WAL lets the API read while the worker writes; busy_timeout waits instead of failing.
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            # The default 2 MB page cache thrashes on the random public-id index when a round
-            # inserts hundreds of thousands of deliveries; 16 MB per connection is bounded.
-            cur.execute("PRAGMA cache_size=-16384")
-            cur.close()
-            # pysqlite's own transaction handling breaks SAVEPOINT; SQLAlchemy's documented fix
-            # is to let SQLAlchemy emit BEGIN itself.
-            dbapi_conn.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            if conn.get_execution_options().get(_READ_ONLY):
-                # A plain read: with WAL it never waits for a writer (see read_scope).
-                conn.exec_driver_sql("BEGIN")
-                return
-            # IMMEDIATE takes the write lock up front, so a read-then-write transaction waits
-            # (busy_timeout) instead of failing with SQLITE_BUSY_SNAPSHOT under concurrency.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
+        connect_args = {
+            "check_same_thread": False,
+            "timeout": db_sqlite.BUSY_TIMEOUT_SECONDS,
+            "factory": db_sqlite.QueuedConnection,
+        }
+        engine = create_engine(url, connect_args=connect_args)
+        db_sqlite.configure(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
@@ -106,26 +87,72 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def _deferred_connection(engine: Engine) -> Connection:
+    return engine.connect().execution_options(**{_DEFERRED: True})
+
+
+def deferred_writes(engine: Engine) -> Engine:
+    """The same engine, whose transactions take SQLite's write lock only at their first write.
+
+    For code that is not ours to give a session (APScheduler's job store polls on the event
+    loop; most of its transactions only read).
+    """
+    return engine.execution_options(**{_DEFERRED: True})
+
+
+def begin_reads(session: Session) -> None:
+    """Commit the session's transaction and begin its next one for reads.
+
+    On SQLite the next transaction takes the write lock only at a first write (as in
+    read_mostly_scope), so long work that only reads keeps no writer waiting.
+    """
+    session.commit()
+    session.connection(execution_options={_DEFERRED: True})
+
+
 @contextmanager
 def read_scope(engine: Engine) -> Iterator[Session]:
     """A session for reads only, rolled back at the end.
 
     On SQLite it does not take the write lock that every other transaction takes up front, so
-    frequent small reads (the worker's opt-out re-read) never queue behind a long import.
+    frequent small reads (the worker's opt-out re-read) never queue behind a writer.
     """
-    with (
-        engine.connect().execution_options(**{_READ_ONLY: True}) as conn,
-        Session(bind=conn) as session,
-    ):
+    with _deferred_connection(engine) as conn, Session(bind=conn) as session:
         try:
             yield session
         finally:
             session.rollback()
 
 
+@contextmanager
+def read_mostly_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits like session_scope but, on SQLite, reads without the write lock.
+
+    It takes the lock only at its first write (an audit record of an export, say), so reads
+    (pages, lists, statistics) never queue behind a writer. Only for work whose reads need not
+    be in the same snapshot as its writes: claims and budgets keep session_scope.
+    """
+    with (
+        _deferred_connection(engine) as conn,
+        Session(bind=conn, expire_on_commit=False) as session,
+    ):
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+# Requests that by HTTP's rules change nothing; their few writes take the lock when they come.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """The request's session; committed before the response is sent."""
-    with session_scope(request.app.state.engine) as session:
+    engine = request.app.state.engine
+    scope = read_mostly_scope if request.method in _SAFE_METHODS else session_scope
+    with scope(engine) as session:
         yield session
 
 

@@ -165,7 +165,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, data_dir: Path, port: int, **env_over: str) -> subprocess.Popen[bytes]:
+    """`spi-reminder serve` on loopback (API only unless `env_over` says otherwise)."""
     from cryptography.fernet import Fernet
 
     env = {
@@ -180,6 +181,7 @@ def start_server(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]
         "SPI_WHATSAPP_APP_SECRET": APP_SECRET,
         "SPI_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "SPI_BLIND_INDEX_KEY": secrets.token_hex(32),
+        **env_over,
     }
     log_path = data_dir / "serve.log"
     with log_path.open("wb") as log:

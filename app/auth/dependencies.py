@@ -8,13 +8,14 @@ from fastapi import Depends, Request
 from app.auth import service as auth_service
 from app.auth.models import Role
 from app.auth.principal import Principal
-from app.db import session_scope
+from app.db import read_scope
 from app.errors import Forbidden, Unauthorized
 
 
 def _lookup(request: Request, secret: str) -> Principal | None:
-    # Its own short session: authentication must not share the request's transaction.
-    with session_scope(request.app.state.engine) as session:
+    # Its own short session: authentication must not share the request's transaction, and
+    # (read_scope) never waits for SQLite's write lock.
+    with read_scope(request.app.state.engine) as session:
         return auth_service.resolve_token(session, secret=secret)
 
 

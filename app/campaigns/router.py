@@ -152,14 +152,16 @@ def resume_campaign(
     },
 )
 def start_round(
-    campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep
+    campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
 ) -> ManualRoundResult:
     """Start a round now ("kirim sekarang") in every time zone where sending is allowed."""
     with audited_refusal(
         session, actor, "campaign.round.start", object_type="campaign", object_id=campaign_id
     ):
         campaign = service.get_campaign(session, campaign_id=campaign_id)
-        results = rounds.start_manual_round(session, campaign=campaign, now=now, actor=actor)
+        results = rounds.start_manual_round(
+            session, campaign=campaign, now=now, actor=actor, settings=settings
+        )
     zones = []
     for r in results:
         zone = ZoneInfo(r.timezone)
@@ -187,6 +189,7 @@ def get_plan(
     session: SessionDep,
     viewer: CampaignReaderDep,
     now: NowDep,
+    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> CampaignPlan:
     """The next rounds per time zone (UTC and local) and how many each would reach now."""
@@ -198,4 +201,5 @@ def get_plan(
         limit=limit,
         rounding_key=stats_service.stats_key(request.app.state.vault),
         with_reach=viewer.is_admin,
+        settings=settings,
     )

@@ -9,6 +9,7 @@ from app.console import importer, messages, pages, spreadsheets
 from app.db import SessionDep
 from app.dependencies import SettingsDep, VaultDep
 from app.enrolment.importing import ImportOptions
+from app.enrolment.limits import SpreadsheetLimits
 from app.errors import AppError, Invalid
 
 router = APIRouter()
@@ -77,9 +78,10 @@ def check_import(
             stream=berkas.file,
             filename=berkas.filename,
             opts=opts,
+            limits=SpreadsheetLimits.from_settings(settings),
         )
-    except importer.UnreadableFile:
-        error = messages.text_for("unreadable_file")
+    except importer.UnreadableFile as exc:
+        error = exc.limit or messages.text_for("unreadable_file")
         return pages.render(
             request,
             "import.html",

@@ -1,9 +1,10 @@
 """The console's spreadsheet import, the GOV.UK Notify way: upload, check every row, confirm.
 
-Both steps run the API's own importer (`app.enrolment.importing.import_enrolments`) with the same
-limits, batches and outcomes. The check runs it inside a savepoint that is rolled back, so the
-check page shows exactly what the real import will do (invalid rows and "already on your list"),
-from the same code, and enrols nobody.
+The check is the importer's dry run (`app.enrolment.importing.check_enrolments`): the same row
+checks and duplicate lookups as the import (`app.enrolment.import_rows`), writing nothing, so the
+check page shows exactly what the real import will do (invalid rows and "already on your list")
+and enrols nobody. Confirm runs the API's own importer (`import_enrolments`), which commits in
+short batches only after every row has been checked.
 
 The uploaded file is not kept. What the confirm step needs — the rows as written, which the
 confirm step gives to the same importer again — goes back in the check page's form, compressed
@@ -29,7 +30,13 @@ from sqlmodel import Session
 
 from app.auth.principal import Principal
 from app.console import messages
-from app.enrolment.importing import ImportOptions, ImportReport, import_enrolments
+from app.enrolment.importing import (
+    ImportOptions,
+    ImportReport,
+    check_enrolments,
+    import_enrolments,
+)
+from app.enrolment.limits import LimitExceeded, SpreadsheetLimits
 from app.enrolment.rows import FileFormatError, RawRow, iter_rows
 from app.enrolment.schemas import ImportSummary
 from app.opds.models import Opd
@@ -41,6 +48,11 @@ WILL_ENROL = "enrolled"
 
 class UnreadableFile(Exception):
     """The upload as a whole cannot be read as a staff list."""
+
+    def __init__(self, message: str, *, limit: str | None = None) -> None:
+        super().__init__(message)
+        # The bound it went over, in Bahasa Indonesia, when that is why (it names the limit).
+        self.limit = limit
 
 
 class TokenRefused(Exception):
@@ -136,11 +148,18 @@ def _run(
     rows: Iterable[RawRow],
     opts: ImportOptions,
     report: ImportReport,
+    dry_run: bool,
 ) -> ImportSummary:
     try:
+        if dry_run:
+            return check_enrolments(
+                session, vault=vault, opd=opd, rows=rows, opts=opts, report=report
+            )
         return import_enrolments(
             session, vault=vault, actor=actor, opd=opd, rows=rows, opts=opts, report=report
         )
+    except LimitExceeded as exc:
+        raise UnreadableFile(str(exc), limit=str(exc)) from exc
     except FileFormatError as exc:
         raise UnreadableFile(str(exc)) from exc
 
@@ -154,6 +173,7 @@ def check_upload(
     stream: BinaryIO,
     filename: str | None,
     opts: ImportOptions,
+    limits: SpreadsheetLimits,
 ) -> CheckResult:
     """Every row's outcome if the file were imported now; enrols nobody."""
     sealer = _Sealer(
@@ -168,20 +188,16 @@ def check_upload(
     report = ImportReport()
     result = CheckResult()
     try:
-        savepoint = session.begin_nested()
-        try:
-            summary = _run(
-                session,
-                vault=vault,
-                actor=actor,
-                opd=opd,
-                rows=remember(iter_rows(stream, filename=filename)),
-                opts=replace(opts, all_or_nothing=False),
-                report=report,
-            )
-        finally:
-            if savepoint.is_active:
-                savepoint.rollback()
+        summary = _run(
+            session,
+            vault=vault,
+            actor=actor,
+            opd=opd,
+            rows=remember(iter_rows(stream, filename=filename, limits=limits)),
+            opts=replace(opts, all_or_nothing=False),
+            report=report,
+            dry_run=True,
+        )
         result.problems = [_problem(r) for r in report.iter_rows() if r["outcome"] != WILL_ENROL]
     finally:
         report.close()
@@ -216,6 +232,7 @@ def confirm_import(
             rows=(RawRow(*item) for item in items),
             opts=opts,
             report=report,
+            dry_run=False,
         )
         problems = []
         for row in report.iter_rows():

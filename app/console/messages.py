@@ -37,6 +37,7 @@ TEXTS: dict[str, str] = {
     "forbidden": "Anda tidak berwenang membuka halaman ini.",
     "unauthorized": "Silakan masuk terlebih dahulu.",
     "too_large": "Berkas terlalu besar.",
+    "busy": "Basis data sedang sibuk. Kirim permintaan yang sama lagi dalam beberapa detik.",
     "method_not_allowed": "Cara membuka halaman ini tidak didukung.",
     "unsupported_media_type": "Jenis berkas tidak didukung.",
     "internal_error": "Terjadi kesalahan pada layanan. Silakan coba lagi nanti.",
@@ -80,6 +81,25 @@ TEXTS: dict[str, str] = {
     "template_in_use": "Templat sedang dipakai kampanye.",
     "template_from_meta": "Templat ini dikelola di Meta dan tidak dapat diubah di sini.",
     "template_not_usable": "Templat ini belum dapat dipakai (belum disetujui).",
+    "template_already_submitted": (
+        "Templat ini sudah diajukan ke Meta. Ubah di WhatsApp Manager, atau baca ulang statusnya "
+        "dengan `spi-reminder templates sync`."
+    ),
+    "template_not_local": "Hanya templat yang didaftarkan di sini (SANDBOX) yang dapat diajukan.",
+    "template_unusable": (
+        "Templat ini belum dapat diajukan: periksa tautan, temuan yang belum diakui, atau "
+        "jumlah parameternya."
+    ),
+    "template_ttl_missing": (
+        "Isi masa berlaku pesan (ttl_seconds), atau pilih kampanye yang jendela kirimnya "
+        "menentukannya."
+    ),
+    "template_invalid": "Meta akan menolak templat ini. Periksa isi dan contohnya.",
+    "meta_refused": "Meta menolak permintaan ini. Periksa pesan dari Meta lalu coba lagi.",
+    "meta_unavailable": "Meta tidak dapat dihubungi saat ini. Coba lagi beberapa saat lagi.",
+    "not_ready": "WhatsApp belum tersambung. Coba lagi beberapa saat lagi.",
+    "alert_not_found": "Peringatan tidak ditemukan.",
+    "alert_resolved": "Peringatan ini sudah diselesaikan.",
     "template_status_invalid": "Status templat tidak valid.",
     "template_contains_link": "Teks templat tidak boleh memuat tautan.",
     "template_placeholders_invalid": "Isian templat ({{1}}, {{2}}, …) tidak valid.",

@@ -1,13 +1,12 @@
 """Bulk enrolment from a coordinator's CSV/XLSX, in batches, with a row-level report."""
 
+import contextlib
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from itertools import islice
-from typing import IO
+from typing import IO, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
@@ -16,22 +15,34 @@ from sqlmodel import Session
 
 from app.audit import service as audit_service
 from app.auth.principal import Principal
-from app.config import Settings
-from app.db import copy_rows, utcnow
+from app.db import begin_reads, copy_rows, is_postgresql, utcnow
 from app.enrolment import reasons
 from app.enrolment import service as enrolment_service
+from app.enrolment.import_rows import (
+    ALREADY_LISTED,
+    DUPLICATE,
+    ENROLLED,
+    INVALID,
+    Checked,
+    ImportOptions,
+    Outcomes,
+    check_row,
+    one_at_a_time,
+    sort_batch,
+)
+from app.enrolment.import_staging import InvalidRow, Sealed, Staged, Staging
 from app.enrolment.models import Enrolment, EnrolmentStatus
-from app.enrolment.phones import InvalidPhone, mask_phone, normalise_phone
-from app.enrolment.rows import RawRow, parse_consent_date, parse_consent_method
-from app.enrolment.schemas import ImportSummary, clean_label
-from app.errors import Invalid
+from app.enrolment.phones import mask_phone
+from app.enrolment.rows import RawRow
+from app.enrolment.schemas import ImportSummary
 from app.opds.models import Opd
 from app.security import PhoneVault
 
-# No outcome depends on another OPD's list or on the suppression list (invariant 6): a
-# suppressed number is listed like any other and simply never messaged.
-ENROLLED, DUPLICATE, INVALID = "enrolled", "duplicate", "invalid"
-ALREADY_LISTED = "already on this OPD's list"
+__all__ = ["ImportOptions", "ImportReport", "check_enrolments", "import_enrolments"]
+# Rows per write transaction on SQLite: its one write lock is held for about 50 ms at a time,
+# so a webhook or the worker queued behind a batch is served at once.
+SQLITE_WRITE_BATCH = 500
+T = TypeVar("T")
 
 
 class ImportReport:
@@ -69,101 +80,42 @@ class ImportReport:
         doc = dict(head or {})
         doc["summary"] = self.summary.model_dump()
         yield json.dumps(doc)[:-1].encode() + b', "rows": ['
+        # Some hundred rows per chunk: every chunk of a streamed response is a trip through
+        # the thread pool, which a busy server makes slow.
+        chunk: list[bytes] = []
         for i, row in enumerate(self.iter_rows()):
-            yield (b"," if i else b"") + json.dumps(row).encode()
-        yield b"]}"
+            chunk.append((b"," if i else b"") + json.dumps(row).encode())
+            if len(chunk) == 500:
+                yield b"".join(chunk)
+                chunk = []
+        yield b"".join(chunk) + b"]}"
 
     def close(self) -> None:
         """Drop the spooled rows."""
         self._spool.close()
 
 
-@dataclass
-class _Candidate:
-    row: int
-    e164: str
-    index: str
-    label: str | None
-    method: str
-    recorded_at: datetime
-
-
-@dataclass
-class _Invalid:
-    row: int
-    reason: str
-
-
-_Checked = _Candidate | _Invalid
-_Sealed = dict[int, tuple[str, str | None]]
-
-
-@dataclass
-class ImportOptions:
-    regions: frozenset[str]
-    notice_version: str
-    batch_size: int  # SPI_IMPORT_BATCH_SIZE
-    default_consent_method: str | None = None
-    all_or_nothing: bool = False
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, all_or_nothing: bool, default_consent_method: str | None
-    ) -> "ImportOptions":
-        """The options of one import: the configured regions, notice version and batch size."""
-        return cls(
-            regions=settings.phone_regions,
-            notice_version=settings.privacy_notice_version,
-            default_consent_method=default_consent_method,
-            all_or_nothing=all_or_nothing,
-            batch_size=settings.import_batch_size,
-        )
-
-
-def _validate(
-    raw: RawRow, *, vault: PhoneVault, opts: ImportOptions, tz: ZoneInfo, now: datetime
-) -> _Candidate | str:
-    """A candidate for enrolment, or the reason the row is invalid."""
-    if not (raw.phone or "").strip():
-        return "phone: the cell is empty"
-    try:
-        e164 = normalise_phone(raw.phone, allowed_regions=opts.regions)
-    except InvalidPhone as exc:
-        return f"phone: {exc}"
-    try:
-        label = clean_label(raw.label)
-    except ValueError as exc:
-        return f"label: {exc}"
-    method = parse_consent_method(raw.consent_method) if raw.consent_method else None
-    if raw.consent_method and method is None:
-        return f"consent: unknown method {raw.consent_method!r} (use paper_form or digital_form)"
-    method = method or opts.default_consent_method
-    if method is None:
-        return "consent: no consent method in the row and no default given"
-    recorded_at = now
-    if raw.consent_date:
-        try:
-            day = parse_consent_date(raw.consent_date)
-        except ValueError as exc:
-            return f"consent date: {exc}"
-        if day is not None:
-            recorded_at = datetime.combine(day, time(0), tzinfo=tz)
-            if recorded_at > now:
-                return "consent date: lies in the future"
-    return _Candidate(raw.row_number, e164, vault.blind_index(e164), label, method, recorded_at)
-
-
-def _check(
-    raw: RawRow, *, vault: PhoneVault, opts: ImportOptions, tz: ZoneInfo, now: datetime
-) -> _Checked:
-    result = _validate(raw, vault=vault, opts=opts, tz=tz, now=now)
-    return _Invalid(raw.row_number, result) if isinstance(result, str) else result
-
-
-def _batches(items: Iterator[_Checked], size: int) -> Iterator[list[_Checked]]:
+def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
     # itertools.batched arrives only with Python 3.12.
     while batch := list(islice(items, size)):
         yield batch
+
+
+def _seal(vault: PhoneVault, item: Checked) -> Staged:
+    """Encrypt a valid row's number and label (every row: the work must not depend on whether
+    the number is suppressed)."""
+    if isinstance(item, InvalidRow):
+        return item
+    label_ciphertext = vault.encrypt(item.label) if item.label else None
+    return Sealed(
+        item.row,
+        item.index,
+        mask_phone(item.e164),
+        vault.encrypt(item.e164),
+        label_ciphertext,
+        item.method,
+        item.recorded_at,
+    )
 
 
 def import_enrolments(
@@ -176,98 +128,183 @@ def import_enrolments(
     opts: ImportOptions,
     report: ImportReport,
 ) -> ImportSummary:
-    """Enrol every valid row; with all_or_nothing, enrol nothing if any row is bad."""
+    """Enrol every valid row; with all_or_nothing, enrol nothing if any row is bad.
+
+    Commits: the caller's open transaction first, then each batch in a short transaction of
+    its own, so that no import holds SQLite's single write lock for long. The whole file is
+    read, checked and encrypted before anything is written, so a file that turns out bad
+    (or, with all_or_nothing, has a bad row) enrols nothing. Every batch is applied once:
+    an import cut short can be uploaded again, and its applied rows come back as duplicates.
+    """
     assert opd.id is not None
-    if opts.default_consent_method not in (None, "paper_form", "digital_form"):
-        # A file may never claim WhatsApp consent (only the webhook's YA reply records it).
-        raise Invalid("metode persetujuan bawaan harus paper_form atau digital_form")
+    opts.refuse_bad()
+    session.commit()
     tz = ZoneInfo(opd.timezone)
     now = utcnow()
-    outer = session.begin_nested()
-    checked = (_check(raw, vault=vault, opts=opts, tz=tz, now=now) for raw in rows)
-    # Encryption is the importer's largest CPU cost. A helper thread seals each batch while this
-    # thread looks its numbers up in the database (the GIL is released during those waits), so
-    # the two overlap. Sealing one batch ahead instead was slower: both threads then compete for
-    # the GIL while rows are being validated.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-seal") as sealer:
-        for batch in _batches(checked, opts.batch_size):
-            sealed = sealer.submit(_seal, vault, batch)
-            _apply_batch(session, batch, sealed, actor=actor, opd=opd, opts=opts, report=report)
-    summary = report.summary
-    if opts.all_or_nothing and summary.invalid:
-        outer.rollback()
-        summary.applied = False
-        summary.not_applied, summary.enrolled = summary.enrolled, 0
-    else:
-        outer.commit()
-        enrolment_service.tally(
-            session, opd_id=opd.id, event="enrolled", at=now, amount=summary.enrolled
-        )
+    staging = Staging()
+    try:
+        with one_at_a_time:
+            invalid = 0
+            for raw in rows:
+                item = _seal(vault, check_row(raw, vault=vault, opts=opts, tz=tz, now=now))
+                invalid += isinstance(item, InvalidRow)
+                staging.add(item)
+            if opts.all_or_nothing and invalid:
+                _refuse(session, staging, opd_id=opd.id, size=opts.batch_size, report=report)
+            else:
+                _apply(session, staging, actor=actor, opd=opd, opts=opts, report=report, now=now)
+    finally:
+        staging.close()
+    _audit(session, actor=actor, opd=opd, summary=report.summary)
+    return report.summary
+
+
+def check_enrolments(
+    session: Session,
+    *,
+    vault: PhoneVault,
+    opd: Opd,
+    rows: Iterable[RawRow],
+    opts: ImportOptions,
+    report: ImportReport,
+) -> ImportSummary:
+    """What import_enrolments would report for these rows now, writing nothing (a dry run).
+
+    The same row checks and the same duplicate lookups (this OPD's list, numbers earlier in
+    the file), in file order, so the outcomes and reasons are the import's. Nothing is
+    encrypted, written, tallied or audited. Commits the caller's transaction first and then
+    only reads, without SQLite's write lock, so a long check keeps no writer waiting.
+    """
+    assert opd.id is not None
+    opts.refuse_bad()
+    opd_id, tz = opd.id, ZoneInfo(opd.timezone)
+    begin_reads(session)
+    now = utcnow()
+    with one_at_a_time:
+        checked = (check_row(raw, vault=vault, opts=opts, tz=tz, now=now) for raw in rows)
+        _sort_without_writing(session, checked, opd_id=opd_id, size=opts.batch_size, report=report)
+    if opts.all_or_nothing and report.summary.invalid:
+        _not_applied(report.summary)
+    return report.summary
+
+
+def _sort_without_writing(
+    session: Session,
+    items: Iterator[Checked] | Iterator[Staged],
+    *,
+    opd_id: int,
+    size: int,
+    report: ImportReport,
+) -> None:
+    """Report each row's outcome as the import would, batch by batch, writing nothing."""
+    # Numbers of rows that the import would have enrolled by then (not written here).
+    seen: set[str] = set()
+    for batch in _batches(items, size):
+        valid = [c for c in batch if not isinstance(c, InvalidRow)]
+        outcomes, fresh = sort_batch(session, valid, opd_id=opd_id, seen=seen)
+        for c in fresh:
+            seen.add(c.index)
+            outcomes[c.row] = (ENROLLED, None)
+        _report_batch(report, batch, outcomes)
+
+
+def _refuse(
+    session: Session, staging: Staging, *, opd_id: int, size: int, report: ImportReport
+) -> None:
+    """Report every row of an all_or_nothing import that has a bad row: nothing is applied."""
+    begin_reads(session)
+    _sort_without_writing(session, iter(staging), opd_id=opd_id, size=size, report=report)
+    _not_applied(report.summary)
+
+
+def _not_applied(summary: ImportSummary) -> None:
+    summary.applied = False
+    summary.not_applied, summary.enrolled = summary.enrolled, 0
+
+
+def _apply(
+    session: Session,
+    staging: Staging,
+    *,
+    actor: Principal,
+    opd: Opd,
+    opts: ImportOptions,
+    report: ImportReport,
+    now: datetime,
+) -> None:
+    size = opts.batch_size if is_postgresql(session) else min(opts.batch_size, SQLITE_WRITE_BATCH)
+    assert opd.id is not None
+    try:
+        for batch in _batches(iter(staging), size):
+            sealed = [c for c in batch if isinstance(c, Sealed)]
+            outcomes, enrolled = _write_batch(session, sealed, actor=actor, opd=opd, opts=opts)
+            # In the batch's transaction, so the tally counts exactly the rows stored.
+            enrolment_service.tally(
+                session, opd_id=opd.id, event="enrolled", at=now, amount=enrolled
+            )
+            session.commit()
+            _report_batch(report, batch, outcomes)
+    except BaseException:
+        session.rollback()
+        # What was committed stays (each row once); the audit trail says the import stopped.
+        with contextlib.suppress(Exception):
+            _audit(session, actor=actor, opd=opd, summary=report.summary, outcome="interrupted")
+            session.commit()
+        raise
+
+
+def _audit(
+    session: Session,
+    *,
+    actor: Principal,
+    opd: Opd,
+    summary: ImportSummary,
+    outcome: str | None = None,
+) -> None:
     audit_service.record(
         session,
         actor=actor,
         action="enrolment.import",
         object_type="opd",
         object_id=opd.code,
-        outcome="ok" if summary.applied else "refused",
+        outcome=outcome or ("ok" if summary.applied else "refused"),
         detail=summary.model_dump(),
     )
-    return summary
 
 
-def _apply_batch(
-    session: Session,
-    batch: list[_Checked],
-    sealed: Future[_Sealed],
-    *,
-    actor: Principal,
-    opd: Opd,
-    opts: ImportOptions,
-    report: ImportReport,
-) -> None:
+def _write_batch(
+    session: Session, sealed: list[Sealed], *, actor: Principal, opd: Opd, opts: ImportOptions
+) -> tuple[Outcomes, int]:
+    """Insert a batch's new numbers; each row's outcome, and how many were enrolled."""
     assert opd.id is not None
-    candidates = [c for c in batch if isinstance(c, _Candidate)]
-    indexes = {c.index for c in candidates}
-    suppressed = enrolment_service.suppressed_among(session, indexes)
-    taken = enrolment_service.listed_in_opd_among(session, opd_id=opd.id, indexes=indexes)
-    outcomes: dict[int, tuple[str, str | None]] = {}
-    fresh: list[_Candidate] = []
-    for c in candidates:
-        if c.index in taken:
-            outcomes[c.row] = (DUPLICATE, ALREADY_LISTED)
-        else:
-            taken.add(c.index)
-            fresh.append(c)
-    rows = _insert(session, fresh, sealed.result(), suppressed, actor=actor, opd=opd, opts=opts)
-    for c, ok in rows:
+    suppressed = enrolment_service.suppressed_among(session, {c.index for c in sealed})
+    outcomes, fresh = sort_batch(session, sealed, opd_id=opd.id, seen=set())
+    enrolled = 0
+    for c, ok in _insert(session, fresh, suppressed, actor=actor, opd=opd, opts=opts):
         outcomes[c.row] = (ENROLLED, None) if ok else (DUPLICATE, ALREADY_LISTED)
+        enrolled += ok
+    return outcomes, enrolled
+
+
+def _report_batch(
+    report: ImportReport, batch: Sequence[Checked | Staged], outcomes: Outcomes
+) -> None:
     for item in batch:
-        if isinstance(item, _Candidate):
-            report.add(item.row, *outcomes[item.row])
-        else:
+        if isinstance(item, InvalidRow):
             report.add(item.row, INVALID, item.reason)
-
-
-def _seal(vault: PhoneVault, batch: list[_Checked]) -> _Sealed:
-    """Number and label ciphertexts per valid row (every row: the work must not depend on
-    whether the number is suppressed)."""
-    return {
-        c.row: (vault.encrypt(c.e164), vault.encrypt(c.label) if c.label else None)
-        for c in batch
-        if isinstance(c, _Candidate)
-    }
+        else:
+            report.add(item.row, *outcomes[item.row])
 
 
 def _insert(
     session: Session,
-    fresh: list[_Candidate],
-    ciphertexts: _Sealed,
+    fresh: list[Sealed],
     suppressed: set[str],
     *,
     actor: Principal,
     opd: Opd,
     opts: ImportOptions,
-) -> Iterator[tuple[_Candidate, bool]]:
+) -> Iterator[tuple[Sealed, bool]]:
     """Insert in one statement; if a concurrent enrolment raced us, fall back row by row."""
     if not fresh:
         return
@@ -277,10 +314,10 @@ def _insert(
             "public_id": enrolment_service.new_public_id(),
             "opd_id": opd.id,
             # A suppressed number is listed without its ciphertext: the list needs none.
-            "phone_ciphertext": None if c.index in suppressed else ciphertexts[c.row][0],
-            "phone_masked": mask_phone(c.e164),
+            "phone_ciphertext": None if c.index in suppressed else c.phone_ciphertext,
+            "phone_masked": c.masked,
             "phone_index": c.index,
-            "label_ciphertext": ciphertexts[c.row][1],
+            "label_ciphertext": c.label_ciphertext,
             "consent_method": c.method,
             "consent_recorded_at": c.recorded_at,
             "consent_notice_version": opts.notice_version,

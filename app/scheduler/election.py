@@ -44,13 +44,22 @@ _HELD_SQL = text(
 
 
 class LeaderLock(Protocol):
+    # Whether the lock does I/O (and so is polled in a thread, with a deadline).
+    blocking: bool
+
     def try_acquire(self) -> bool: ...
     def still_held(self) -> bool: ...
     def release(self) -> None: ...
 
 
 class SingleProcessLock:
-    """SQLite: one process runs everything, so it always leads."""
+    """SQLite: one process runs everything, so it always leads.
+
+    Nothing to ask the database, so polls answer at once: a busy database or a full thread
+    pool (a long import, say) can never make the leader step down.
+    """
+
+    blocking = False
 
     def try_acquire(self) -> bool:
         return True
@@ -64,6 +73,8 @@ class SingleProcessLock:
 
 class AdvisoryLock:
     """A PostgreSQL session advisory lock on a connection of its own (not from the pool)."""
+
+    blocking = True
 
     def __init__(self, engine: Engine, key: int = LOCK_KEY) -> None:
         # NullPool: closing the connection really ends the session, which releases the lock.
@@ -165,7 +176,7 @@ class Election:
             await self.step_down()
             return
         try:
-            acquired = await asyncio.to_thread(self.lock.try_acquire)
+            acquired = await self._call(self.lock.try_acquire)
         except Exception as exc:
             logger.warning("scheduler.lock_unreachable %s", type(exc).__name__)
             return
@@ -197,12 +208,19 @@ class Election:
 
     async def _still_held(self) -> bool:
         # A check that does not answer in time counts as lost: better no scheduler than two.
+        if not self.lock.blocking:
+            return self.lock.still_held()
         try:
             return await self._bounded(self.lock.still_held)
         except TimeoutError:
             logger.warning("scheduler.lock_check_timeout")
             return False
 
+    async def _call(self, call: Callable[[], T]) -> T:
+        return await asyncio.to_thread(call) if self.lock.blocking else call()
+
     async def _bounded(self, call: Callable[[], T]) -> T:
+        if not self.lock.blocking:
+            return call()
         # A hung network must not hang the election loop (the thread is left to libpq's timeouts).
         return await asyncio.wait_for(asyncio.to_thread(call), self.poll_seconds + CHECK_TIMEOUT)

@@ -10,7 +10,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
-from app.db import utcnow
+from app.db import deferred_writes, utcnow
 from app.scheduler import jobs
 
 logger = logging.getLogger(__name__)
@@ -22,9 +22,14 @@ MISFIRE_GRACE = timedelta(hours=6)
 SYNC_JOB_ID = "housekeeping:sync_campaign_jobs"
 FINISH_JOB_ID = "housekeeping:finish_campaigns"
 PURGE_JOB_ID = "housekeeping:retention_purge"
+SENDER_JOB_ID = "housekeeping:refresh_sender_state"
+EXPIRE_JOB_ID = "housekeeping:expire_deliveries"
+EXPIRE_INTERVAL_SECONDS = 300
 # API replicas in other processes change campaigns; the leader picks that up this often.
 SYNC_INTERVAL_SECONDS = 30
 FINISH_INTERVAL_SECONDS = 300
+# Meta allows a few hundred management calls an hour; webhooks bring changes in between.
+SENDER_REFRESH_SECONDS = 600
 JOB_THREADS = 4
 
 
@@ -47,7 +52,11 @@ class PersistentScheduler(AsyncIOScheduler):
         # Our own thread pool rather than the loop's default one, so stop can wait for it.
         self.job_threads = ThreadPoolExecutor(JOB_THREADS)
         super().__init__(
-            jobstores={"default": MigratedJobStore(engine=engine, tablename=JOB_TABLE)},
+            # Its due-job polls run on the event loop; on SQLite they must not wait for the
+            # write lock (an import, say), or the webhook, worker and election wait with them.
+            jobstores={
+                "default": MigratedJobStore(engine=deferred_writes(engine), tablename=JOB_TABLE)
+            },
             executors={"default": self.job_threads},
             job_defaults={
                 "coalesce": True,
@@ -106,5 +115,22 @@ def add_housekeeping_jobs(scheduler: AsyncIOScheduler) -> None:
         id=FINISH_JOB_ID,
         name="finish ended campaigns",
         next_run_time=utcnow(),
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        jobs.refresh_sender_state,
+        "interval",
+        seconds=SENDER_REFRESH_SECONDS,
+        id=SENDER_JOB_ID,
+        name="refresh sender state",
+        next_run_time=utcnow(),
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        jobs.expire_deliveries,
+        "interval",
+        seconds=EXPIRE_INTERVAL_SECONDS,
+        id=EXPIRE_JOB_ID,
+        name="expire undelivered reminders",
         replace_existing=True,
     )
