@@ -73,6 +73,13 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from _calls(sub)
 
 
+def _any_params(dependant: Dependant, kind: str) -> bool:
+    # A parameter may be declared by a dependency (e.g. a shared campaign id) as well.
+    if getattr(dependant, kind):
+        return True
+    return any(_any_params(sub, kind) for sub in dependant.dependencies)
+
+
 def _admitted_roles(call: Callable[..., Any]) -> set[Role]:
     cells = getattr(call, "__closure__", None) or ()
     for cell in cells:
@@ -88,11 +95,11 @@ def route_errors(context: RouteContext) -> set[int]:
     assert isinstance(route, APIRoute)
     dependant = route.dependant
     calls = list(_calls(dependant))
-    if dependant.body_params:
+    if _any_params(dependant, "body_params"):
         statuses |= {400, 413, 422}
-    if dependant.path_params:
+    if _any_params(dependant, "path_params"):
         statuses |= {404, 422}
-    if dependant.query_params or dependant.header_params:
+    if _any_params(dependant, "query_params") or _any_params(dependant, "header_params"):
         statuses.add(422)
     if current_principal in calls:
         statuses |= {401, 503}
