@@ -5,12 +5,12 @@ import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app import api_docs, schema_migrations, service_clock
+from app import api_docs, openapi_errors, schema_migrations, service_clock
 from app.audit.router import router as audit_router
 from app.campaigns.router import current_time as campaign_clock
 from app.campaigns.router import router as campaigns_router
@@ -21,7 +21,7 @@ from app.dashboard.sender_pages import router as dashboard_sender_router
 from app.db import make_engine
 from app.enrolment.router import router as enrolment_router
 from app.errors import install_lock_timeout_handler
-from app.http import BodySizeLimit, error_body, install_error_handlers
+from app.http import BodySizeLimit, error_body, install_error_handlers, refuse_nul
 from app.http_headers import SecurityHeaders
 from app.messaging import runtime as messaging_runtime
 from app.messaging.runtime import Messenger
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
         docs_url=None,
         redoc_url=None,
     )
@@ -169,4 +170,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             )
         return JSONResponse({"status": "ready", "revision": current})
 
+    openapi_errors.install(app)
     return app

@@ -1,7 +1,7 @@
 """Campaign routes: admins write, admins and the inspectorate read; coordinators have no access."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, Query, Request, status
@@ -37,6 +37,9 @@ def current_time() -> datetime:
 
 
 NowDep = Annotated[datetime, Depends(current_time)]
+_TRANSITION: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the campaign's state does not allow this change"}
+}
 
 
 @router.post(
@@ -89,7 +92,7 @@ def update_campaign(
     return service.to_public(session, campaign)
 
 
-@router.post("/{campaign_id}/activate", response_model=CampaignPublic)
+@router.post("/{campaign_id}/activate", response_model=CampaignPublic, responses=_TRANSITION)
 def activate_campaign(
     campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
 ) -> CampaignPublic:
@@ -103,7 +106,7 @@ def activate_campaign(
     return service.to_public(session, campaign)
 
 
-@router.post("/{campaign_id}/pause", response_model=CampaignPublic)
+@router.post("/{campaign_id}/pause", response_model=CampaignPublic, responses=_TRANSITION)
 def pause_campaign(
     campaign_id: DbId,
     session: SessionDep,
@@ -125,7 +128,7 @@ def pause_campaign(
     return service.to_public(session, campaign)
 
 
-@router.post("/{campaign_id}/resume", response_model=CampaignPublic)
+@router.post("/{campaign_id}/resume", response_model=CampaignPublic, responses=_TRANSITION)
 def resume_campaign(
     campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
 ) -> CampaignPublic:

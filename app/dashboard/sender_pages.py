@@ -15,6 +15,7 @@ from app.dashboard import session as dash_session
 from app.db import SessionDep, read_scope, utcnow
 from app.dependencies import VaultDep
 from app.errors import AppError
+from app.ids import DbId
 from app.security import PhoneVault
 from app.sender import alerts, doctor, runtime
 
@@ -87,7 +88,7 @@ async def refresh_sender(
 
 @router.post("/sender/alerts/{alert_id}/resolve")
 def resolve_alert(
-    alert_id: int,
+    alert_id: DbId,
     request: Request,
     session: SessionDep,
     vault: VaultDep,

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.dependencies import AdminDep
 from app.db import SessionDep, utcnow
 from app.errors import AppError
+from app.ids import DbId
 from app.messaging.runtime import Messenger
 from app.sender import alerts, doctor, runtime, service
 from app.sender.schemas import (
@@ -69,7 +70,7 @@ def list_alerts(
     response_model=SenderAlertPublic,
     responses={404: {"description": "no such alert"}, 409: {"description": "already resolved"}},
 )
-def resolve_alert(alert_id: int, session: SessionDep, actor: AdminDep) -> SenderAlertPublic:
+def resolve_alert(alert_id: DbId, session: SessionDep, actor: AdminDep) -> SenderAlertPublic:
     """Mark an alert as dealt with (audited as `sender.alert_resolve`)."""
     alert = alerts.resolve_alert(session, actor=actor, alert_id=alert_id, now=utcnow())
     return service.alert_to_public(alert)

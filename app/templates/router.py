@@ -172,7 +172,7 @@ def delete_template(template_id: DbId, session: SessionDep, actor: AdminDep) -> 
     },
 )
 async def submit_template(
-    template_id: int,
+    template_id: DbId,
     body: TemplateSubmit,
     request: Request,
     actor: AdminDep,
