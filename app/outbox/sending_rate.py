@@ -122,7 +122,8 @@ class Pace:
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self._clock = clock
-        self._next = 0.0
+        self._planned = 0.0  # the next send's planned moment: its mark starts a lead before
+        self._next = 0.0  # the next moment no send has been given (sends are 1 / rate apart)
         self.lead = LEAD_SECONDS
         self.missed = 0  # slots dropped because their send came too late for them
         self.grants = 0  # database round trips for slots (SharedPace), for logs and benchmarks
@@ -141,33 +142,48 @@ class Pace:
             now = self._clock()
             return Slot(now, now) if still_wanted() else None
         now = self._clock()
-        moment = max(self._next, now + self.lead)
-        self._next = moment + 1 / self.rate
+        moment = max(self._planned, now + self.lead)
+        self._planned = moment + 1 / self.rate
         return await self._lead_to(moment, still_wanted)
 
     async def keep(self, slot: Slot, still_wanted: Wanted) -> bool:
-        """Wait for the slot's moment, or a later slot's if it was missed; False if unwanted."""
+        """Wait for the send's moment, or a later one's if it was missed; False if unwanted."""
         if self.rate <= 0:
             return still_wanted()
         self._follow(self._clock() - slot.handed_at)
-        while still_wanted():
-            late = self._clock() - slot.moment
+        moment: float | None = self._fix(slot.moment)
+        while moment is not None and still_wanted():
+            late = self._clock() - moment
             if late < 0:
                 await asyncio.sleep(-late)
                 continue  # checked again: a busy event loop may wake it late
             if late <= LATE_SECONDS:
                 return True
             self.missed += 1
-            again = await self.slot(still_wanted)
-            if again is None:
-                return False
-            slot = again
+            moment = await self._replace(still_wanted)
         return False
 
     async def wait(self, still_wanted: Wanted) -> bool:
         """Wait for a slot and its moment; False if still_wanted() said no first."""
         slot = await self.slot(still_wanted)
         return slot is not None and await self.keep(slot, still_wanted)
+
+    def _fix(self, planned: float) -> float:
+        """The send's moment, fixed once it is ready: its planned one or the next free one.
+
+        Only this process sends, so a moment is given out for good only here, after the mark:
+        a slow mark delays its send but leaves no moment unused while others are ready.
+        """
+        moment = max(self._next, planned, self._clock())
+        self._next = moment + 1 / self.rate
+        # Marks run a lead ahead of the sends, not of a plan the sends have fallen behind.
+        self._planned = max(self._planned, self._next)
+        return moment
+
+    async def _replace(self, still_wanted: Wanted) -> float | None:
+        """A moment for a send that missed its own (its event loop woke it too late)."""
+        del still_wanted  # checked by keep() before the moment is used
+        return self._fix(self._clock())
 
     def _follow(self, preparation: float) -> None:
         """Adapt the lead to how long this send's preparation took (grow at once, shrink slowly)."""
@@ -223,6 +239,13 @@ class SharedPace(Pace):
                 continue
             return await self._lead_to(moment, still_wanted)
         return None
+
+    def _fix(self, planned: float) -> float:
+        return planned  # reserved in the database: another worker may hold the next one
+
+    async def _replace(self, still_wanted: Wanted) -> float | None:
+        again = await self.slot(still_wanted)
+        return None if again is None else again.moment
 
     def _running_low(self) -> bool:
         """Whether the slots held end less than lead + SLICE_SECONDS from now (the look-ahead)."""
