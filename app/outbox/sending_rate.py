@@ -5,15 +5,19 @@ up to 1,000) in one-second windows, however many workers send. `per_number_rate`
 place that decides the rate.
 
 Every send gets a *slot*: a moment of its own, `1 / rate` after the previous slot of the number.
-`Pace` hands them out inside one process (SQLite). On PostgreSQL `SharedPace` reserves them from
-the number's row in `send_pace` with one atomic `UPDATE … RETURNING` (`reserve_slots`): a slot
-given to one worker is never given to another, so correctness does not depend on any worker
-reading a fresh value. A send leaves at its slot or not at all:
+On PostgreSQL `SharedPace` reserves them from the number's row in `send_pace` with one atomic
+`UPDATE … RETURNING` (`reserve_slots`): a slot given to one worker is never given to another, so
+correctness does not depend on any worker reading a fresh value. A send leaves at its slot or
+not at all:
 
 - a slot is handed out a lead early, so that the delivery can be marked `sending` before its
   moment (the lead follows how long that takes), and the request then waits for the moment;
 - a slot missed by more than LATE_SECONDS (a busy event loop, a slow mark) is dropped and the
   send takes the next one, so late sends never bunch up with on-time ones;
+- on SQLite only this process sends (`Pace`): the send is handed a *planned* moment a lead
+  early, but its slot is fixed only once it is marked (the planned moment, or the next free
+  one if the mark took longer). A mark that waited behind an import batch delays its send
+  instead of wasting a slot, so the pace stays full while an import commits batch by batch;
 - slot times are the database's clock, converted with an offset measured on the least delayed
   round trip (error at most half of it), never by when an answer happened to arrive;
 - a worker asks for more slots only while those it holds end less than its lead +
@@ -45,7 +49,8 @@ logger = logging.getLogger(__name__)
 SLICE_SECONDS = 0.1
 # A slot is handed out at least this early (the lead): time to mark the delivery `sending`
 # before its moment. The lead follows how long marking takes (x LEAD_MARGIN), up to
-# MAX_LEAD_SECONDS: a slow commit costs a missed slot once, then the lead covers it.
+# MAX_LEAD_SECONDS: a slow commit costs a missed slot (on SQLite: a delay) once, then the lead
+# covers it.
 LEAD_SECONDS = 0.1
 MAX_LEAD_SECONDS = 2.0
 LEAD_MARGIN = 1.5
@@ -116,7 +121,8 @@ def reserve_slots(
 class Pace:
     """Send slots `1 / rate` apart for this process alone; rate 0 does not space sends.
 
-    `slot()` hands one out `lead` seconds before its moment; `keep()` waits for it.
+    `slot()` hands out a planned moment `lead` seconds before it; `keep()` fixes the slot once
+    the send is ready (no earlier than planned) and waits for it.
     """
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
