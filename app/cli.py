@@ -31,6 +31,7 @@ from app.retention import commands as retention_commands
 from app.sandbox import commands as sandbox_commands
 from app.scheduler import commands as scheduler_commands
 from app.security import PhoneVault, load_keys, prepend_key_to_file
+from app.sender import commands as sender_commands
 from app.templates import commands as templates_commands
 from app.templates import service as templates_service
 
@@ -49,6 +50,7 @@ cli.command("worker")(outbox_commands.worker)
 cli.command("scheduler")(scheduler_commands.scheduler)
 cli.command("purge")(retention_commands.purge)
 cli.add_typer(user_commands.app, name="user")
+cli.command("doctor")(sender_commands.doctor)
 
 
 def _fail(exc: AppError) -> None:

@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     # A status webhook answered 5xx or not answered is posted again (Meta retries for days).
     sandbox_webhook_retries: int = Field(default=5, ge=0)
     sandbox_webhook_retry_seconds: float = Field(default=1.0, gt=0)  # doubles per retry
+    # Share of sandbox sends never delivered (TTL passed): only `sent`, then silence.
+    sandbox_undelivered_share: float = Field(default=0.0, ge=0, le=1)
 
     audit_retention_days: int = Field(default=365, ge=1)
 
@@ -114,6 +116,29 @@ class Settings(BaseSettings):
     # console's self-enrolment poster links to wa.me/<number>. Meta's phone-number id is not it.
     whatsapp_display_number: str = ""
 
+    # Pre-flight (`spi-reminder doctor`): the Meta app's id (with the app secret, reads which
+    # webhook fields the app subscribes to) and the public URL Meta calls the webhook at.
+    whatsapp_app_id: str = ""
+    public_webhook_url: str = ""
+    # What the sandbox reports as the number's limits: unique people per moving 24 h
+    # (0 = unlimited) and messages per second; with enforce, it also refuses like Meta beyond them.
+    sandbox_messaging_limit: int = Field(default=250, ge=0)
+    sandbox_throughput_per_second: int = Field(default=80, ge=1)
+    sandbox_enforce_limits: bool = False
+
+    # Rounds plan under Meta's messaging limit as the sender last read it (unique people per
+    # moving 24 h; a new portfolio's 250 until read), at most the safety share of it. A value
+    # here is the operator's lower ceiling; 0 plans with no limit (benchmarks only).
+    messaging_limit: int | None = Field(default=None, ge=0)
+    messaging_limit_safety_share: float = Field(default=0.8, gt=0, le=1)
+    # No send starts this close to a campaign's send_end (a reminder must reach the phone inside
+    # its window); one still undelivered this long after the window closed counts as expired.
+    send_closing_margin_minutes: int = Field(default=15, ge=0)
+    delivery_expiry_grace_minutes: int = Field(default=30, ge=0)
+    # Rupiah per delivered template message by Meta's category, and the date of that rate card
+    # (app/campaigns/costs.py says where the default comes from; replace it before budgeting).
+    message_rates_idr: str = "utility=320,marketing=658,authentication=480"
+    message_rates_date: str = "2024-10-01"
     # Development only: the service's clock reads this time when the process starts and runs
     # on from there, so that a demo (or the README's examples) can send inside a send window.
     clock_at: datetime | None = None

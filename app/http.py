@@ -1,15 +1,19 @@
 """Cross-cutting HTTP behaviour: JSON error bodies and request-size limits."""
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import AppError
+from app.errors import AppError, Invalid
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +40,9 @@ def _describe(errors: list[Any]) -> tuple[str, list[dict[str, str]]]:
     for err in errors:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         # pydantic echoes the rejected input; it may be a phone number, so it is never returned.
-        details.append({"field": loc, "problem": str(err.get("msg", "invalid"))})
+        # A validator's own sentence (e.g. a label's, in Indonesian) without pydantic's prefix.
+        problem = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        details.append({"field": loc, "problem": problem})
     first = details[0] if details else {"field": "", "problem": "invalid request"}
     return f"{first['field']}: {first['problem']}".strip(": "), details
 
@@ -57,16 +63,64 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid", message, details=details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route it matched on the path.
+            headers["Allow"] = ", ".join(sorted(allowed_methods(app, request.url.path)))
         return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("request.failed path=%s", request.url.path)
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
+def allowed_methods(app: FastAPI, path: str) -> set[str]:
+    """Every method some route (or the documented webhook receiver) answers on this path."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        if route.methods and route.path_format:
+            path_regex, _, _ = compile_path(route.path_format)
+            if path_regex.match(path):
+                methods |= set(route.methods)
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {m.upper() for m in operations}
+    return methods
+
+
+# A JSON string's NUL is always written as the escape \u0000 (an even run of backslashes before
+# it escapes only themselves).
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse text holding the NUL character (422), in the path, the query or a JSON body.
+
+    No name, label or template holds one; PostgreSQL cannot store or compare it (a 500), while
+    SQLite would store it: refused at the edge, both databases answer alike.
+    """
+    # Only the parameters the route reads: an ignored one cannot reach the database.
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    declared = _query_names(dependant) if dependant is not None else set()
+    queried = [v for k, v in request.query_params.multi_items() if k in declared]
+    if any("\x00" in str(value) for value in [*request.path_params.values(), *queried]):
+        raise Invalid("text must not contain the NUL character")
+    is_json = request.headers.get("content-type", "").startswith("application/json")
+    if is_json and _ESCAPED_NUL.search(await request.body()):
+        raise Invalid("text must not contain the NUL character")
 
 
 def too_large_message(limit: int) -> str:

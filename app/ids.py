@@ -10,3 +10,7 @@ from pydantic import Field
 MAX_ID = 2**31 - 1
 
 DbId = Annotated[int, Field(ge=1, le=MAX_ID, description="A database id")]
+
+# How many rows a page skips: past MAX_ID there is nothing left to skip to, and a larger number
+# would overflow the database's integer (a 500) instead of answering an empty page.
+Offset = Annotated[int, Field(ge=0, le=MAX_ID, description="Rows to skip")]

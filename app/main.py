@@ -5,22 +5,23 @@ import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app import api_docs, schema_migrations, service_clock
+from app import api_docs, openapi_errors, schema_migrations, service_clock
 from app.audit.router import router as audit_router
 from app.campaigns.router import current_time as campaign_clock
 from app.campaigns.router import router as campaigns_router
 from app.config import Settings, get_settings
 from app.console.router import router as console_router
 from app.dashboard.router import router as dashboard_router
+from app.dashboard.sender_pages import router as dashboard_sender_router
 from app.db import make_engine
 from app.enrolment.router import router as enrolment_router
 from app.errors import install_lock_timeout_handler
-from app.http import BodySizeLimit, error_body, install_error_handlers
+from app.http import BodySizeLimit, error_body, install_error_handlers, refuse_nul
 from app.http_headers import SecurityHeaders
 from app.messaging import runtime as messaging_runtime
 from app.messaging.runtime import Messenger
@@ -29,6 +30,9 @@ from app.outbox import worker as outbox_worker
 from app.sandbox import identity as sandbox_identity
 from app.scheduler import runner as scheduler_runner
 from app.security import PhoneVault, load_keys
+from app.sender import doctor as sender_doctor
+from app.sender import runtime as sender_runtime
+from app.sender.router import router as sender_router
 from app.stats.router import metrics_router
 from app.stats.router import router as stats_router
 from app.templates.router import router as templates_router
@@ -64,6 +68,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.whatsapp = await open_whatsapp()
+        # The number's limits are read where the scheduler may run; production with Meta's
+        # credentials also logs the pre-flight (`spi-reminder doctor`) once it is up.
+        preflight = settings.env == "production" and not sandbox_identity.sandbox_active(settings)
+        sender = await sender_runtime.start(
+            app,
+            read_now=settings.scheduler_enabled,
+            after_reading=sender_doctor.log_at_startup if preflight else None,
+        )
         scheduler = await scheduler_runner.start(app) if settings.scheduler_enabled else None
         worker = await outbox_worker.start(app) if settings.worker_enabled else None
         # What startup built lives as long as the process. Frozen, it is left out of the
@@ -77,6 +89,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             gc.unfreeze()
             await outbox_worker.stop(worker)
             await scheduler_runner.stop(scheduler)
+            await sender_runtime.stop(sender)
             await app.state.whatsapp.aclose()
 
     app = FastAPI(
@@ -84,6 +97,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
         docs_url=None,
         redoc_url=None,
     )
@@ -124,6 +138,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(stats_router)
     app.include_router(metrics_router)
     app.include_router(console_router)
+    app.include_router(sender_router)
+    app.include_router(dashboard_sender_router)
     app.state.sandbox = None
     if sandbox_identity.sandbox_active(settings):
         # Imported only without Meta credentials: a production process never loads the fake
@@ -154,4 +170,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             )
         return JSONResponse({"status": "ready", "revision": current})
 
+    openapi_errors.install(app)
     return app

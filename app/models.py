@@ -6,7 +6,8 @@ from app.campaigns.models import Campaign, CampaignOpd, Round
 from app.enrolment.models import Enrolment, EnrolmentTally, Suppression
 from app.opds.models import Opd
 from app.outbox.models import Delivery, DeliveryTally
-from app.templates.models import MessageTemplate
+from app.sender.models import SenderAlert, SenderState
+from app.templates.models import MessageTemplate, TemplateLifecycle
 from app.webhook.models import AutoReplyMarker, InboundSeen, PendingSignup
 
 __all__ = [
@@ -25,7 +26,10 @@ __all__ = [
     "Opd",
     "PendingSignup",
     "Round",
+    "SenderAlert",
+    "SenderState",
     "Suppression",
+    "TemplateLifecycle",
     "UserAccount",
     "UserInvitation",
     "UserSession",

@@ -166,7 +166,7 @@ def test_suppressed_number_is_listed_without_its_ciphertext_by_any_role(
         files={"file": ("s.csv", b"phone,consent_method\n081298765432,paper_form\n", "text/csv")},
         headers=bearer(add_token(engine, Role.coordinator, "BAPPEDA")),
     )
-    assert bulk.json()["rows"] == [{"row": 2, "outcome": "enrolled", "reason": None}]
+    assert bulk.json()["rows"] == [{"row": 2, "outcome": "enrolled", "code": None, "reason": None}]
     with session_scope(engine) as s:
         rows = s.exec(select(Enrolment)).all()
         assert [(r.phone_ciphertext, r.phone_masked) for r in rows] == [

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from app.audit import service
 from app.auth.dependencies import AdminDep
 from app.db import SessionDep
-from app.ids import DbId
+from app.ids import DbId, Offset
 
 router = APIRouter(prefix="/api/v1/audit", tags=["Audit"])
 
@@ -38,7 +38,7 @@ def list_audit_events(
     actor_name: str | None = None,
     action: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AuditEventPublic]:
     """Audit events, newest first, filterable by time window, actor and action (admin)."""
     events = service.list_events(

@@ -2,9 +2,10 @@
 
 Invariant 9 (per-person budget) is enforced here, in one INSERT … SELECT per round: a person gets a
 delivery only while under `max_reminders` counted deliveries of the campaign and with no counted
-delivery whose round is sent less than `min_gap_days` before (or any time after) this round's
-send_at. Rounds of one campaign are created one at a time (`lock_campaign`), so two racing
-rounds cannot both see a person as eligible.
+delivery sent (or planned: a round spread under the messaging limit sends over several days) less
+than `min_gap_days` before, or any time after, this round's send_at. Rounds of one campaign are
+created one at a time (`lock_campaign`), so two racing rounds cannot both see a person as
+eligible.
 
 A person is a blind index, not a row: several OPDs may list the same number (refusing it would
 tell a coordinator that another OPD lists it). The campaign reminds each person through one
@@ -20,7 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session, col
 
-from app.campaigns.models import Campaign, CampaignOpd, Round
+from app.campaigns.models import Campaign, CampaignOpd
 from app.db import UTCDateTime
 from app.enrolment.models import Enrolment, EnrolmentStatus, Suppression
 from app.opds.models import Opd
@@ -45,10 +46,10 @@ def _history(campaign_id: int) -> Subquery:
         select(
             col(listing.phone_index).label("phone_index"),
             func.count().label("sent"),
-            func.max(col(Round.send_at)).label("last_at"),
+            # A round spread under the messaging limit sends later than its send_at.
+            func.max(col(Delivery.next_attempt_at)).label("last_at"),
         )
         .select_from(Delivery)
-        .join(Round, col(Round.id) == col(Delivery.round_id))
         .join(listing, col(listing.id) == col(Delivery.enrolment_id))
         .where(
             col(Delivery.campaign_id) == campaign_id,
@@ -135,6 +136,25 @@ def reachable_counts(
     ]
     row = session.execute(_eligible(campaign, timezone, history).with_only_columns(*sums)).one()
     return [int(v) for v in row]
+
+
+def reminders_left(
+    session: Session, *, campaign: Campaign, timezone: str, rounds_left: int
+) -> dict[int, int]:
+    """Per OPD in this zone: reminders its reachable people may still get, each person's
+    remaining budget (max_reminders minus counted deliveries) capped at `rounds_left`."""
+    assert campaign.id is not None
+    if rounds_left <= 0:
+        return {}
+    history = _history(campaign.id)
+    budget = campaign.max_reminders - func.coalesce(history.c.sent, 0)
+    each = case((budget > rounds_left, rounds_left), else_=budget)
+    rows = session.execute(
+        _eligible(campaign, timezone, history)
+        .with_only_columns(col(Enrolment.opd_id), func.sum(each))
+        .group_by(col(Enrolment.opd_id))
+    ).all()
+    return {int(opd_id): int(n or 0) for opd_id, n in rows}
 
 
 def listed_counts(session: Session, *, campaign: Campaign, timezone: str) -> dict[int, int]:

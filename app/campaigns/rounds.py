@@ -16,10 +16,11 @@ from sqlmodel import Session, col
 
 from app.audit import service as audit_service
 from app.auth.principal import Principal
-from app.campaigns import budget
+from app.campaigns import budget, limits
 from app.campaigns.budget import opd_scope
 from app.campaigns.models import Campaign, CampaignState, Round
 from app.campaigns.timing import SendPolicy, closed_reason, next_allowed
+from app.config import Settings, get_settings
 from app.db import is_postgresql
 from app.errors import Conflict, Invalid
 from app.opds.models import Opd
@@ -29,6 +30,15 @@ logger = logging.getLogger(__name__)
 
 SCHEDULE = "schedule"
 MANUAL = "manual"
+
+
+def closing_margin(campaign: Campaign, settings: Settings | None = None) -> timedelta:
+    """How long before send_end nothing starts sending; at most half the window."""
+    minutes = (settings or get_settings()).send_closing_margin_minutes
+    window = datetime.combine(date.min, campaign.send_end) - datetime.combine(
+        date.min, campaign.send_start
+    )
+    return min(timedelta(minutes=minutes), window / 2)
 
 
 def policy_for(campaign: Campaign) -> SendPolicy:
@@ -42,6 +52,7 @@ def policy_for(campaign: Campaign) -> SendPolicy:
         skip_holidays=campaign.skip_holidays,
         closed_dates=frozenset(date.fromisoformat(d) for d in campaign.closed_dates or []),
         friday_pause=campaign.friday_pause,
+        closing_margin=closing_margin(campaign),
     )
 
 
@@ -82,6 +93,50 @@ def _insert_round(
     return session.execute(stmt).scalar_one_or_none()
 
 
+def _spread_under_limit(
+    session: Session,
+    *,
+    campaign: Campaign,
+    round_id: int,
+    timezone: str,
+    send_at: datetime,
+    recipients: int,
+    now: datetime,
+    settings: Settings,
+) -> int:
+    """Spread the new round's deliveries under the messaging limit; how many were skipped."""
+    policy = policy_for(campaign)
+    spread = limits.loaded_spread(
+        session,
+        people=recipients,
+        first=send_at,
+        cap=limits.current_cap(session, settings=settings),
+        next_allowed=lambda at: next_allowed(policy, timezone, at),
+        exclude_round=round_id,
+    )
+    if spread.slots == [limits.Slot(send_at, recipients)]:
+        return 0
+    assert campaign.id is not None
+    skipped = delivery_lifecycle.spread_round(
+        session,
+        round_id=round_id,
+        campaign_id=campaign.id,
+        timezone=timezone,
+        batches=[(slot.at, slot.people) for slot in spread.slots],
+        fair=limits.fair_positions(round_id),
+        now=now,
+    )
+    logger.info(
+        "round.spread campaign=%s round=%s batches=%s last_at=%s unreached=%s",
+        campaign.id,
+        round_id,
+        len(spread.slots),
+        spread.last_at.isoformat() if spread.last_at else None,
+        skipped,
+    )
+    return skipped
+
+
 def create_round(
     session: Session,
     *,
@@ -91,8 +146,13 @@ def create_round(
     send_at: datetime,
     origin: str,
     now: datetime,
+    settings: Settings | None = None,
 ) -> Round | None:
-    """Create the round and its deliveries; None (and nothing created) if it already exists."""
+    """Create the round and its deliveries; None (and nothing created) if it already exists.
+
+    Under Meta's messaging limit the deliveries are spread over the next allowed moments
+    (`app.campaigns.limits`); whoever cannot be reached before the campaign ends is skipped.
+    """
     assert campaign.id is not None
     budget.lock_campaign(session, campaign.id)
     round_id = _insert_round(
@@ -118,9 +178,19 @@ def create_round(
         people=budget.people_for_round(campaign, timezone=timezone, send_at=send_at),
         listed=budget.listed_counts(session, campaign=campaign, timezone=timezone),
     )
+    skipped = _spread_under_limit(
+        session,
+        campaign=campaign,
+        round_id=round_id,
+        timezone=timezone,
+        send_at=send_at,
+        recipients=recipients,
+        now=now,
+        settings=settings or get_settings(),
+    )
     created = session.get(Round, round_id)
     assert created is not None
-    created.recipients = recipients
+    created.recipients = recipients - skipped
     session.add(created)
     session.flush()
     logger.info(
@@ -162,6 +232,7 @@ def fire_scheduled_round(
     nominal_at: datetime,
     now: datetime,
     late_after: timedelta = timedelta(minutes=10),
+    settings: Settings | None = None,
 ) -> FiringResult:
     """Handle one cron firing: create its (possibly deferred) round, or skip it and say why.
 
@@ -200,6 +271,7 @@ def fire_scheduled_round(
         send_at=send_at,
         origin=SCHEDULE,
         now=now,
+        settings=settings,
     )
     if created is None:
         return FiringResult(round=None, reason="duplicate: this firing already has its round")
@@ -232,7 +304,12 @@ class RoundRefused(Invalid):
 
 
 def start_manual_round(
-    session: Session, *, campaign: Campaign, now: datetime, actor: Principal
+    session: Session,
+    *,
+    campaign: Campaign,
+    now: datetime,
+    actor: Principal,
+    settings: Settings | None = None,
 ) -> list[ZoneResult]:
     """ "Kirim sekarang": a round per time zone where sending is allowed right now."""
     assert campaign.id is not None
@@ -254,6 +331,7 @@ def start_manual_round(
                 send_at=now,
                 origin=MANUAL,
                 now=now,
+                settings=settings,
             )
             if created is not None:
                 results.append(ZoneResult(timezone=timezone, round=created))

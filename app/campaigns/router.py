@@ -1,7 +1,7 @@
 """Campaign routes: admins write, admins and the inspectorate read; coordinators have no access."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, Query, Request, status
@@ -37,6 +37,9 @@ def current_time() -> datetime:
 
 
 NowDep = Annotated[datetime, Depends(current_time)]
+_TRANSITION: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the campaign's state does not allow this change"}
+}
 
 
 @router.post(
@@ -89,7 +92,7 @@ def update_campaign(
     return service.to_public(session, campaign)
 
 
-@router.post("/{campaign_id}/activate", response_model=CampaignPublic)
+@router.post("/{campaign_id}/activate", response_model=CampaignPublic, responses=_TRANSITION)
 def activate_campaign(
     campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
 ) -> CampaignPublic:
@@ -103,7 +106,7 @@ def activate_campaign(
     return service.to_public(session, campaign)
 
 
-@router.post("/{campaign_id}/pause", response_model=CampaignPublic)
+@router.post("/{campaign_id}/pause", response_model=CampaignPublic, responses=_TRANSITION)
 def pause_campaign(
     campaign_id: DbId,
     session: SessionDep,
@@ -125,7 +128,7 @@ def pause_campaign(
     return service.to_public(session, campaign)
 
 
-@router.post("/{campaign_id}/resume", response_model=CampaignPublic)
+@router.post("/{campaign_id}/resume", response_model=CampaignPublic, responses=_TRANSITION)
 def resume_campaign(
     campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
 ) -> CampaignPublic:
@@ -149,14 +152,16 @@ def resume_campaign(
     },
 )
 def start_round(
-    campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep
+    campaign_id: DbId, session: SessionDep, actor: AdminDep, now: NowDep, settings: SettingsDep
 ) -> ManualRoundResult:
     """Start a round now ("kirim sekarang") in every time zone where sending is allowed."""
     with audited_refusal(
         session, actor, "campaign.round.start", object_type="campaign", object_id=campaign_id
     ):
         campaign = service.get_campaign(session, campaign_id=campaign_id)
-        results = rounds.start_manual_round(session, campaign=campaign, now=now, actor=actor)
+        results = rounds.start_manual_round(
+            session, campaign=campaign, now=now, actor=actor, settings=settings
+        )
     zones = []
     for r in results:
         zone = ZoneInfo(r.timezone)
@@ -184,6 +189,7 @@ def get_plan(
     session: SessionDep,
     viewer: CampaignReaderDep,
     now: NowDep,
+    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> CampaignPlan:
     """The next rounds per time zone (UTC and local) and how many each would reach now."""
@@ -195,4 +201,5 @@ def get_plan(
         limit=limit,
         rounding_key=stats_service.stats_key(request.app.state.vault),
         with_reach=viewer.is_admin,
+        settings=settings,
     )

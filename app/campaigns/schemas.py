@@ -169,6 +169,40 @@ class PlannedRound(BaseModel):
         description="People this round would reach if created now, rounded to a multiple of 5 "
         "as the statistics are (docs/privacy.md); null for non-admins"
     )
+    spread_until: datetime | None = Field(
+        default=None,
+        description="Under the messaging limit: when the round's last batch is sent (UTC)",
+    )
+    spread_days: int | None = Field(
+        default=None, description="Under the messaging limit: the working days the round sends on"
+    )
+    reaches_everyone: bool = Field(
+        default=True, description="False when the limit leaves people unreached before the end"
+    )
+    note: str | None = Field(default=None, description="The spread in words (Bahasa Indonesia)")
+
+
+class ForecastRow(BaseModel):
+    """One OPD, the group of small OPDs, or the total."""
+
+    opd_code: str | None = Field(description="null for the total row; LAINNYA for the group")
+    opd_name: str
+    reminders: int = Field(
+        description="reminders still to send within the limits, rounded to a multiple of 5 as "
+        "the statistics are (docs/privacy.md); the total is the sum of the rows"
+    )
+    cost_idr: int = Field(description="reminders x the rate of the template's category")
+
+
+class CostForecast(BaseModel):
+    """At most what the rest of the campaign costs: people x reminders left x rate."""
+
+    category: str = Field(description="Meta's pricing category of the campaign's template")
+    rate_idr: int = Field(description="rupiah per delivered message (SPI_MESSAGE_RATES_IDR)")
+    rates_as_of: date = Field(description="the date of the rate card (SPI_MESSAGE_RATES_DATE)")
+    rows: list[ForecastRow]
+    total: ForecastRow
+    note: str = Field(description="How the forecast is made (Bahasa Indonesia)")
 
 
 class ZonePlan(BaseModel):
@@ -182,3 +216,15 @@ class CampaignPlan(BaseModel):
     state: str
     generated_at: datetime
     zones: list[ZonePlan]
+    messaging_limit: int | None = Field(
+        default=None, description="Meta's limit of people per moving 24 h; null = unlimited"
+    )
+    planned_per_24h: int | None = Field(
+        default=None, description="The safety share of the limit that rounds plan at most"
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="What the plan cannot do (Bahasa Indonesia)"
+    )
+    forecast: CostForecast | None = Field(
+        default=None, description="The cost of the reminders still to send; null for non-admins"
+    )

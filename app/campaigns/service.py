@@ -209,3 +209,24 @@ def finish_ended_campaigns(session: Session, *, now: datetime) -> int:
         finished += 1
         logger.info("campaign.finished campaign=%s", campaign.id)
     return finished
+
+
+def pause_for_template(
+    session: Session, *, actor: Principal, template_id: int, reason: str, now: datetime
+) -> list[int]:
+    """Pause every active campaign using this template, with the reason (audited).
+
+    Called when Meta stops the template (paused, disabled, rejected, moved to MARKETING);
+    only an admin resumes them (`resume`). Returns the ids of the campaigns paused.
+    """
+    stmt = select(Campaign).where(
+        Campaign.template_id == template_id, Campaign.state == CampaignState.active
+    )
+    paused: list[int] = []
+    for campaign in session.exec(stmt.order_by(col(Campaign.id))).all():
+        assert campaign.id is not None
+        pause(session, actor=actor, campaign_id=campaign.id, reason=reason[:300], now=now)
+        paused.append(campaign.id)
+    if paused:
+        logger.warning("campaign.paused_for_template template=%s campaigns=%s", template_id, paused)
+    return paused

@@ -40,6 +40,9 @@ class SendPolicy:
     skip_holidays: bool = True
     closed_dates: frozenset[date] = frozenset()
     friday_pause: bool = False
+    # Nothing starts sending this close to send_end: a reminder needs time to reach the phone
+    # inside the window, and one still undelivered when the window ends has expired.
+    closing_margin: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         if self.first_day > self.last_day:
@@ -48,9 +51,18 @@ class SendPolicy:
             raise ValueError("Send window times must be naive local times")
         if self.send_start >= self.send_end:
             raise ValueError("Send window: send_start must be before send_end")
+        if self.closing_margin < timedelta(0) or self.last_start <= self.send_start:
+            raise ValueError("Send window: the closing margin must leave time to send")
         # Callers often pass a set or list; freeze it so the policy stays hashable.
         object.__setattr__(self, "closed_dates", frozenset(self.closed_dates))
         validate_cron(self.cron)
+
+    @property
+    def last_start(self) -> time:
+        """The end of the window for starting a send: send_end less the closing margin."""
+        day = date(2000, 1, 2)
+        end = datetime.combine(day, self.send_end) - self.closing_margin
+        return end.time() if end.date() == day else time(0)
 
 
 @dataclass(frozen=True)
@@ -172,11 +184,11 @@ def _day_closed_reason(policy: SendPolicy, day: date) -> str | None:
 def _day_slots(policy: SendPolicy, day: date) -> list[tuple[time, time]]:
     """Return the allowed [start, end) local time intervals of an open day."""
     if not (policy.friday_pause and day.weekday() == FRIDAY):
-        return [(policy.send_start, policy.send_end)]
+        return [(policy.send_start, policy.last_start)]
     pause_start, pause_end = FRIDAY_PAUSE
     slots = [
-        (policy.send_start, min(policy.send_end, pause_start)),
-        (max(policy.send_start, pause_end), policy.send_end),
+        (policy.send_start, min(policy.last_start, pause_start)),
+        (max(policy.send_start, pause_end), policy.last_start),
     ]
     return [(start, end) for start, end in slots if start < end]
 
@@ -195,10 +207,10 @@ def closed_reason(policy: SendPolicy, tz_name: str, moment: datetime) -> str | N
     if day_reason is not None:
         return day_reason
     clock = local.time().replace(tzinfo=None)
-    if not policy.send_start <= clock < policy.send_end:
+    if not policy.send_start <= clock < policy.last_start:
         return (
             f"outside_send_window: sends only {policy.send_start:%H:%M}-"
-            f"{policy.send_end:%H:%M} local"
+            f"{policy.last_start:%H:%M} local"
         )
     if policy.friday_pause and local.weekday() == FRIDAY:
         pause_start, pause_end = FRIDAY_PAUSE
@@ -223,6 +235,15 @@ def next_allowed(policy: SendPolicy, tz_name: str, moment: datetime) -> datetime
         day += timedelta(days=1)
         local = datetime.combine(day, time(0), tz)
     return None
+
+
+def window_end(policy: SendPolicy, tz_name: str, sent_at: datetime) -> datetime:
+    """When the send window of the local day of `sent_at` closes (UTC): a reminder's deadline."""
+    _require_aware(sent_at)
+    tz = tz_for(tz_name)
+    local = sent_at.astimezone(tz)
+    end = datetime.combine(local.date(), policy.send_end, tz)
+    return max(end, local).astimezone(UTC)
 
 
 def planned_firings(

@@ -132,8 +132,8 @@ def unseal(
 
 
 def _problem(row: dict[str, Any]) -> RowProblem:
-    reason = str(row["reason"] or "")
-    text = messages.reason_text(reason) if row["outcome"] == "invalid" else ""
+    # The report's reason is already Indonesian (app/enrolment/reasons.py).
+    text = str(row["reason"] or "") if row["outcome"] == "invalid" else ""
     return RowProblem(
         int(str(row["row"])), str(row["outcome"]), text or messages.text_for(str(row["outcome"]))
     )

@@ -2,36 +2,15 @@
 
 The API keeps its stable English codes for scripts; a coordinator never reads them. Every code
 has one sentence here, and `tests/console/test_messages.py` fails when a code appears in `app/`
-without one. Import reasons are English sentences built in `app/enrolment/importing.py`; they are
-classified into codes of their own (`import.*`) so that the report can say them in Indonesian.
+without one. The import report's row codes (`import.*`, `invalid_phone.*`) and their sentences
+live with the importer (`app/enrolment/reasons.py`), which puts both in every report row.
 """
 
-from typing import get_args
+from app.enrolment.reasons import ROW_TEXTS, reason_text
 
-from app.enrolment.phones import InvalidPhone, InvalidPhoneReason
+__all__ = ["GENERIC", "TEXTS", "reason_text", "text_for"]
 
 GENERIC = "Permintaan tidak dapat diproses. Periksa isian Anda lalu coba lagi."
-
-PHONE_TEXTS: dict[str, str] = {
-    "empty": "Nomor HP kosong.",
-    "unparseable": (
-        "Nomor HP tidak dapat dibaca. Tulis dengan angka, boleh memakai spasi atau tanda "
-        "hubung, misalnya 0812-3456-7890 atau +62 812 3456 7890."
-    ),
-    "excel_scientific": (
-        "Excel mengubah nomor ini menjadi notasi ilmiah (seperti 6,28E+12) sehingga angka "
-        "terakhirnya hilang. Format kolom nomor HP sebagai Teks, ketik ulang nomornya, lalu "
-        "unggah lagi."
-    ),
-    "invalid_country_code": "Kode negara nomor ini tidak dikenal.",
-    "too_short": "Nomor HP terlalu pendek.",
-    "too_long": "Nomor HP terlalu panjang.",
-    "not_a_number": "Ini bukan nomor telepon yang valid.",
-    "short_code": "Ini nomor layanan singkat (seperti 112 atau 198), bukan nomor HP pribadi.",
-    "landline": "Ini nomor telepon rumah/kantor; pengingat WhatsApp memerlukan nomor HP.",
-    "not_mobile": "Ini bukan nomor HP (misalnya nomor bebas pulsa atau premium).",
-    "region_not_allowed": "Nomor dari negara ini tidak diterima.",
-}
 
 TEXTS: dict[str, str] = {
     # app.errors and app.http: the generic codes of every route.
@@ -102,6 +81,25 @@ TEXTS: dict[str, str] = {
     "template_in_use": "Templat sedang dipakai kampanye.",
     "template_from_meta": "Templat ini dikelola di Meta dan tidak dapat diubah di sini.",
     "template_not_usable": "Templat ini belum dapat dipakai (belum disetujui).",
+    "template_already_submitted": (
+        "Templat ini sudah diajukan ke Meta. Ubah di WhatsApp Manager, atau baca ulang statusnya "
+        "dengan `spi-reminder templates sync`."
+    ),
+    "template_not_local": "Hanya templat yang didaftarkan di sini (SANDBOX) yang dapat diajukan.",
+    "template_unusable": (
+        "Templat ini belum dapat diajukan: periksa tautan, temuan yang belum diakui, atau "
+        "jumlah parameternya."
+    ),
+    "template_ttl_missing": (
+        "Isi masa berlaku pesan (ttl_seconds), atau pilih kampanye yang jendela kirimnya "
+        "menentukannya."
+    ),
+    "template_invalid": "Meta akan menolak templat ini. Periksa isi dan contohnya.",
+    "meta_refused": "Meta menolak permintaan ini. Periksa pesan dari Meta lalu coba lagi.",
+    "meta_unavailable": "Meta tidak dapat dihubungi saat ini. Coba lagi beberapa saat lagi.",
+    "not_ready": "WhatsApp belum tersambung. Coba lagi beberapa saat lagi.",
+    "alert_not_found": "Peringatan tidak ditemukan.",
+    "alert_resolved": "Peringatan ini sudah diselesaikan.",
     "template_status_invalid": "Status templat tidak valid.",
     "template_contains_link": "Teks templat tidak boleh memuat tautan.",
     "template_placeholders_invalid": "Isian templat ({{1}}, {{2}}, …) tidak valid.",
@@ -113,75 +111,12 @@ TEXTS: dict[str, str] = {
     "finding_not_found": "Temuan tidak ditemukan.",
     "already_acknowledged": "Temuan ini sudah dikonfirmasi.",
     "link_not_acknowledgeable": "Tautan dalam templat tidak dapat dikecualikan.",
-    # Row outcomes of an import.
-    "enrolled": "Terdaftar.",
-    "duplicate": "Sudah ada di daftar OPD Anda; tidak didaftarkan dua kali.",
-    "not_applied": (
-        "Baris ini valid, tetapi tidak ada yang didaftarkan (semua atau tidak sama sekali)."
-    ),
-    # Row problems of an import (classified from the importer's reasons, see reason_code).
-    "import.label_too_long": "Nama/label terlalu panjang (paling banyak 80 karakter).",
-    "import.label_control": "Nama/label memuat karakter yang tidak dapat ditampilkan.",
-    "import.label_not_neutral": (
-        "Nama/label hanya untuk mengenali pegawai (nama, jabatan, unit), bukan catatan "
-        "pengisian SPI, jawaban, teguran atau tautan."
-    ),
-    "import.consent_method_unknown": (
-        "Metode persetujuan tidak dikenal; tulis “formulir kertas” atau “formulir digital”."
-    ),
-    "import.consent_method_missing": (
-        "Metode persetujuan kosong dan tidak ada metode bawaan yang dipilih."
-    ),
-    "import.consent_date_unreadable": (
-        "Tanggal persetujuan tidak dapat dibaca; tulis seperti 15/07/2026 (hari dahulu)."
-    ),
-    "import.consent_date_future": "Tanggal persetujuan tidak boleh di masa depan.",
-    "import.unknown": GENERIC,
 }
-TEXTS |= {f"invalid_phone.{reason}": text for reason, text in PHONE_TEXTS.items()}
-
-# The importer's English phone sentences, back to their reason codes (the sentence is all the
-# report keeps of an InvalidPhone).
-_PHONE_BY_MESSAGE = {
-    InvalidPhone(reason).message: reason for reason in get_args(InvalidPhoneReason)
-}
+# The import report's row outcomes and problems (and every phone reason) come from the
+# importer's own table: one sentence per code.
+TEXTS |= ROW_TEXTS
 
 
 def text_for(code: str) -> str:
     """The Indonesian sentence for a machine code; the generic one for an unknown code."""
     return TEXTS.get(code, GENERIC)
-
-
-def reason_code(reason: str) -> str:
-    """Classify one of the importer's row reasons into a code of `TEXTS`."""
-    field, _, detail = reason.partition(": ")
-    if field == "phone":
-        if detail == "the cell is empty":
-            return "invalid_phone.empty"
-        return f"invalid_phone.{_PHONE_BY_MESSAGE.get(detail, 'unparseable')}"
-    if field == "label":
-        if detail.startswith("label is longer"):
-            return "import.label_too_long"
-        if "control characters" in detail:
-            return "import.label_control"
-        return "import.label_not_neutral"
-    if field == "consent":
-        if detail.startswith("unknown method"):
-            return "import.consent_method_unknown"
-        return "import.consent_method_missing"
-    if field == "consent date":
-        if "future" in detail:
-            return "import.consent_date_future"
-        return "import.consent_date_unreadable"
-    if reason.startswith("already on"):
-        return "duplicate"
-    return "import.unknown"
-
-
-def reason_text(reason: str) -> str:
-    """An importer's row reason in Bahasa Indonesia."""
-    code = reason_code(reason)
-    if code == "import.label_not_neutral":
-        # clean_label already speaks Indonesian and names the words it found.
-        return reason.partition(": ")[2]
-    return TEXTS[code]

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request, status
 from fastapi.responses import FileResponse, Response
 
-from app.dashboard import login_pages, service, user_pages
+from app.dashboard import login_pages, sender_view, service, user_pages
 from app.dashboard import session as dash_session
 from app.dashboard.pages import STATIC_DIR, render, to_login
 from app.db import SessionDep
@@ -27,7 +27,13 @@ def campaigns_page(request: Request, session: SessionDep, vault: VaultDep) -> Re
     if current is None:
         return to_login()
     rows = service.campaign_rows(session, viewer=current.principal)
-    return render(request, "campaigns.html", {"campaigns": rows}, current=current)
+    alerts = sender_view.banner(session, viewer=current.principal)
+    return render(
+        request,
+        "campaigns.html",
+        {"campaigns": rows, "sender_alert_count": alerts},
+        current=current,
+    )
 
 
 @router.get("/campaigns/{campaign_id}")

@@ -56,7 +56,7 @@ class ImportOptions:
     def refuse_bad(self) -> None:
         """A file may never claim WhatsApp consent (only the webhook's YA reply records it)."""
         if self.default_consent_method not in (None, "paper_form", "digital_form"):
-            raise Invalid("the default consent method must be paper_form or digital_form")
+            raise Invalid("metode persetujuan bawaan harus paper_form atau digital_form")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from app.audit import service as audit_service
 from app.auth.principal import Principal
 from app.db import begin_reads, copy_rows, is_postgresql, utcnow
+from app.enrolment import reasons
 from app.enrolment import service as enrolment_service
 from app.enrolment.import_rows import (
     ALREADY_LISTED,
@@ -62,13 +63,17 @@ class ImportReport:
             self._spool.write(json.dumps([row, outcome, reason]).encode() + b"\n")
 
     def iter_rows(self) -> Iterator[dict[str, object]]:
-        """Each row's outcome, in file order; rows of an import that was not applied say so."""
+        """Each row's outcome, in file order; rows of an import that was not applied say so.
+
+        A row that was not enrolled carries a machine `code` and its `reason` in Indonesian.
+        """
         self._spool.seek(0)
         for line in self._spool:
             row, outcome, reason = json.loads(line)
             if outcome == ENROLLED and not self.summary.applied:
-                outcome, reason = "not_applied", "valid, but nothing was enrolled (all_or_nothing)"
-            yield {"row": row, "outcome": outcome, "reason": reason}
+                outcome = "not_applied"
+            code, text = reasons.describe(outcome, reason)
+            yield {"row": row, "outcome": outcome, "code": code, "reason": text}
 
     def iter_json(self, head: dict[str, object] | None = None) -> Iterator[bytes]:
         """The report as one JSON document, produced piece by piece."""

@@ -41,5 +41,5 @@ def get_listed(session: Session, *, vault: PhoneVault, opd: Opd, public_id: str)
         )
     ).first()
     if row is None:
-        raise NotFound("no such enrolment", code="enrolment_not_found")
+        raise NotFound("pegawai ini tidak ada di daftar", code="enrolment_not_found")
     return enrolment_service.to_public(row, opd_code=opd.code, vault=vault)

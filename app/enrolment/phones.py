@@ -28,28 +28,28 @@ InvalidPhoneReason = Literal[
     "region_not_allowed",
 ]
 
-# Messages never echo the input: the API shows them and they may end up in logs.
+# Messages never echo the input: the API shows them and they may end up in logs. A coordinator
+# reads them (the API's answer, the import report, the console), so they are Bahasa Indonesia;
+# the reason is the machine code.
 _MESSAGES: dict[InvalidPhoneReason, str] = {
-    "empty": "The phone number is empty.",
+    "empty": "Nomor HP kosong.",
     "unparseable": (
-        "The phone number could not be read. Use digits, optionally with spaces or dashes, "
-        "for example 0812-3456-7890 or +62 812 3456 7890."
+        "Nomor HP tidak dapat dibaca. Tulis dengan angka, boleh memakai spasi atau tanda "
+        "hubung, misalnya 0812-3456-7890 atau +62 812 3456 7890."
     ),
     "excel_scientific": (
-        "Excel turned this phone number into scientific notation (like 6.28123E+12), so its "
-        "last digits are lost. Format the phone column as Text in Excel, re-enter the numbers "
-        "and upload the file again."
+        "Excel mengubah nomor ini menjadi notasi ilmiah (seperti 6,28E+12) sehingga angka "
+        "terakhirnya hilang. Format kolom nomor HP sebagai Teks, ketik ulang nomornya, lalu "
+        "unggah lagi."
     ),
-    "invalid_country_code": "The country code of this phone number is not recognised.",
-    "too_short": "The phone number has too few digits.",
-    "too_long": "The phone number has too many digits.",
-    "not_a_number": "This is not a valid phone number.",
-    "short_code": (
-        "This is a short service number (like 112 or 198), not a personal mobile number."
-    ),
-    "landline": "This is a landline number; WhatsApp reminders need a mobile number.",
-    "not_mobile": "This is not a mobile number (for example a toll-free or premium number).",
-    "region_not_allowed": "Phone numbers from this country are not accepted.",
+    "invalid_country_code": "Kode negara nomor ini tidak dikenal.",
+    "too_short": "Nomor HP terlalu pendek.",
+    "too_long": "Nomor HP terlalu panjang.",
+    "not_a_number": "Ini bukan nomor telepon yang valid.",
+    "short_code": "Ini nomor layanan singkat (seperti 112 atau 198), bukan nomor HP pribadi.",
+    "landline": "Ini nomor telepon rumah/kantor; pengingat WhatsApp memerlukan nomor HP.",
+    "not_mobile": "Ini bukan nomor HP (misalnya nomor bebas pulsa atau premium).",
+    "region_not_allowed": "Nomor dari negara ini tidak diterima.",
 }
 
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
@@ -129,10 +129,10 @@ def _normalise_slowly(candidate: str, *, default_region: str, allowed: frozenset
 
     region = phonenumbers.region_code_for_number(number)
     if region not in allowed:
-        accepted = ", ".join(sorted(allowed)) or "none"
+        accepted = ", ".join(sorted(allowed)) or "tidak ada"
         raise InvalidPhone(
             "region_not_allowed",
-            f"Phone numbers from this country are not accepted (accepted: {accepted}).",
+            f"Nomor dari negara ini tidak diterima (yang diterima: {accepted}).",
         )
     kind = phonenumbers.number_type(number)
     if kind == PhoneNumberType.FIXED_LINE:

@@ -16,6 +16,7 @@ from app.enrolment.limits import SpreadsheetLimits
 from app.enrolment.rows import FileFormatError, iter_rows
 from app.enrolment.schemas import EnrolmentCreate, EnrolmentPage, EnrolmentPublic
 from app.errors import Invalid
+from app.ids import Offset
 from app.opds import service as opd_service
 
 router = APIRouter(prefix="/api/v1", tags=["Enrolment"])
@@ -63,7 +64,7 @@ def list_enrolments(
     # Only the list itself: no filter may show who stopped, was erased or was withdrawn.
     status_filter: Annotated[Literal["active"], Query(alias="status")] = "active",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> EnrolmentPage:
     """A page of this OPD's list; numbers are masked."""
     ensure_opd_scope(actor, code.upper())
@@ -122,8 +123,8 @@ def import_enrolments_file(
         status_code = 422
         head["error"] = {
             "code": "import_rejected",
-            "message": f"{summary.invalid} bad rows; nothing was enrolled "
-            "because all_or_nothing was set",
+            "message": f"{summary.invalid} baris bermasalah; tidak ada yang didaftarkan "
+            "karena all_or_nothing dipilih",
         }
 
     def body() -> Iterator[bytes]:

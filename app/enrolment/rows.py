@@ -36,6 +36,12 @@ def _header_key(text: str) -> str:
     return re.sub(r"[\s_\-.]+", "", text.replace("\ufeff", "").casefold())
 
 
+_FIELD_NAMES: dict[Field, str] = {
+    "phone": "nomor HP",
+    "label": "nama/label",
+    "consent_method": "metode persetujuan",
+    "consent_date": "tanggal persetujuan",
+}
 _HEADER_LOOKUP: dict[str, Field] = {
     _header_key(alias): field for field, aliases in _ALIASES.items() for alias in aliases
 }
@@ -90,15 +96,16 @@ def iter_rows(
         magic = source.read(8)
         source.seek(start)
         if not magic:
-            raise FileFormatError("The file is empty.")
+            raise FileFormatError("Berkas kosong.")
         if magic.startswith(b"\xd0\xcf\x11\xe0"):
             raise FileFormatError(
-                "Old Excel 97-2003 (.xls) files are not supported; save it as .xlsx or CSV."
+                "Berkas Excel lama (.xls, Excel 97-2003) tidak didukung; simpan sebagai .xlsx "
+                "atau CSV."
             )
         is_xlsx = magic.startswith(b"PK\x03\x04")
         if is_xlsx or (filename or "").lower().endswith((".xlsx", ".xlsm")):
             if not is_xlsx:
-                raise FileFormatError("The file is named .xlsx but is not a valid Excel file.")
+                raise FileFormatError("Berkas bernama .xlsx tetapi bukan berkas Excel yang valid.")
             yield from _iter_xlsx(source, limits)
         else:
             yield from _iter_csv(source, start, limits)
@@ -134,7 +141,8 @@ def parse_consent_date(raw: str | None) -> dt.date | None:
     except ValueError:
         pass
     raise ValueError(
-        "The consent date could not be read; write it as 15/07/2026 (day first) or 2026-07-15."
+        "Tanggal persetujuan tidak dapat dibaca; tulis seperti 15/07/2026 (hari dahulu) atau "
+        "2026-07-15."
     )
 
 
@@ -157,7 +165,7 @@ def _iter_csv(stream: IO[bytes], start: int, limits: SpreadsheetLimits) -> Itera
         reader = csv.reader(itertools.chain(blocks, lines), delimiter=delimiter, strict=True)
         yield from _rows_after_header(_bounded(_numbered(reader), limits), limits)
     except UnicodeDecodeError:
-        raise FileFormatError("The file's text encoding could not be read.") from None
+        raise FileFormatError("Pengodean teks berkas tidak dapat dibaca.") from None
     finally:
         # Detach so the caller's stream is not closed together with our wrapper.
         text.detach()
@@ -171,7 +179,7 @@ def _numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str | Non
         except StopIteration:
             return
         except csv.Error as exc:
-            raise FileFormatError(f"Row {row_number} is not valid CSV: {exc}.") from None
+            raise FileFormatError(f"Baris {row_number} bukan CSV yang valid ({exc}).") from None
         yield row_number, [cell.strip() or None for cell in record]
 
 
@@ -185,7 +193,7 @@ def _detect_encoding(stream: IO[bytes], start: int) -> str:
     utf8_ok = cp1252_ok = True
     while chunk := stream.read(_CHUNK):
         if b"\x00" in chunk:
-            raise FileFormatError("The file is not a CSV or XLSX spreadsheet.")
+            raise FileFormatError("Berkas ini bukan tabel CSV atau XLSX.")
         if utf8_ok:
             try:
                 decoder.decode(chunk)
@@ -202,7 +210,7 @@ def _detect_encoding(stream: IO[bytes], start: int) -> str:
         return "utf-8-sig"
     if cp1252_ok:
         return "cp1252"
-    raise FileFormatError("The file's text encoding could not be read; save it as CSV UTF-8.")
+    raise FileFormatError("Pengodean teks berkas tidak dapat dibaca; simpan sebagai CSV UTF-8.")
 
 
 class _BoundedLines:
@@ -237,7 +245,7 @@ def _read_record(text: _BoundedLines, row_number: int) -> str:
     while block.count('"') % 2 == 1:
         line = text.readline()
         if not line or len(block) > _MAX_RECORD_CHARS:
-            raise FileFormatError(f"Row {row_number} has an unclosed quote.")
+            raise FileFormatError(f"Baris {row_number} memuat tanda kutip yang tidak ditutup.")
         block += line
     return block
 
@@ -311,9 +319,9 @@ def _rows_after_header(
             yield row
     if columns is None:
         if non_blank == 0:
-            raise FileFormatError("The file is empty.")
+            raise FileFormatError("Berkas kosong.")
         raise FileFormatError(
-            f"No phone number column found. Name the column one of: {_PHONE_HEADERS}."
+            f"Kolom nomor HP tidak ditemukan. Beri judul kolom salah satu dari: {_PHONE_HEADERS}."
         )
 
 
@@ -326,8 +334,8 @@ def _map_header(cells: Sequence[str | None], row_number: int) -> dict[Field, int
             continue
         if field in columns:
             raise FileFormatError(
-                f"Row {row_number} has more than one {field.replace('_', ' ')} column; "
-                "keep only one."
+                f"Baris {row_number} memuat lebih dari satu kolom {_FIELD_NAMES[field]}; "
+                "sisakan satu saja."
             )
         columns[field] = index
     return columns if "phone" in columns else None

@@ -13,6 +13,10 @@ LABEL_MAX = 80
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+LABEL_TOO_LONG = f"label lebih panjang dari {LABEL_MAX} karakter"
+LABEL_CONTROL = "label memuat karakter kendali yang tidak dapat ditampilkan"
+
+
 def clean_label(value: str | None) -> str | None:
     """A label is optional, at most 80 characters, no control characters, no survey notes."""
     if value is None:
@@ -21,9 +25,9 @@ def clean_label(value: str | None) -> str | None:
     if not value:
         return None
     if len(value) > LABEL_MAX:
-        raise ValueError(f"label is longer than {LABEL_MAX} characters")
+        raise ValueError(LABEL_TOO_LONG)
     if _CONTROL.search(value):
-        raise ValueError("label must not contain control characters")
+        raise ValueError(LABEL_CONTROL)
     findings = check_label(value)
     if findings:
         words = ", ".join(dict.fromkeys(f"«{f.matched}»" for f in findings))
@@ -51,7 +55,9 @@ class ConsentIn(BaseModel):
     @classmethod
     def _not_whatsapp(cls, value: str) -> str:
         if value == "whatsapp":
-            raise ValueError("consent by WhatsApp is recorded only when the employee replies YA")
+            raise ValueError(
+                "persetujuan lewat WhatsApp hanya dicatat saat pegawai sendiri membalas YA"
+            )
         return value
 
 

@@ -19,7 +19,7 @@ from app.opds.models import Opd
 from app.security import PhoneVault
 
 # The only refusal that depends on the number: the coordinator knows their own list.
-ALREADY_LISTED = "this number is already on this OPD's list"
+ALREADY_LISTED = "nomor ini sudah ada di daftar OPD ini"
 
 
 def new_public_id() -> str:
@@ -90,7 +90,10 @@ def enrol(
     e164 = normalise_or_422(phone, regions=regions)
     now = utcnow()
     if consent_recorded_at is not None and consent_recorded_at > now:
-        raise Invalid("consent.recorded_at lies in the future", code="consent_in_future")
+        raise Invalid(
+            "consent.recorded_at: tanggal persetujuan tidak boleh di masa depan",
+            code="consent_in_future",
+        )
     index = vault.blind_index(e164)
     assert opd.id is not None
     suppressed = bool(suppressed_among(session, [index]))
@@ -193,7 +196,7 @@ def withdraw(session: Session, *, actor: Principal, public_id: str) -> Enrolment
     enrolment = session.exec(stmt).first()
     # Another OPD's enrolment is "not found" for a coordinator: its existence is not theirs to know.
     if enrolment is None or (not actor.is_admin and actor.opd_id is None):
-        raise NotFound("no such enrolment", code="enrolment_not_found")
+        raise NotFound("pegawai ini tidak ada di daftar", code="enrolment_not_found")
     if enrolment.status != EnrolmentStatus.active:
         return enrolment
     now = utcnow()

@@ -32,8 +32,8 @@ _T = TypeVar("_T")
 # catch_warnings mutates process-wide state; serialise our own uses of it.
 _WARNINGS_LOCK = threading.Lock()
 _DAMAGED = (
-    "The Excel file is damaged or not an .xlsx workbook (for .ods or .xls files, "
-    "save as .xlsx or CSV)."
+    "Berkas Excel rusak atau bukan buku kerja .xlsx (berkas .ods atau .xls: simpan sebagai "
+    ".xlsx atau CSV)."
 )
 
 
@@ -88,7 +88,7 @@ def _open(stream: IO[bytes], limits: SpreadsheetLimits) -> OpenSheet:
         archive.close()
         raise
     archive.close()
-    raise FileFormatError("The Excel file has no worksheet.")
+    raise FileFormatError("Berkas Excel tidak memuat lembar kerja.")
 
 
 def sheet_rows(

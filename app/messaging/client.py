@@ -97,6 +97,20 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
+def answered_payload(response: httpx.Response) -> Any:
+    """The JSON body of a Graph answer; GraphApiError for an error status or an error body."""
+    payload = _json_or_none(response)
+    if response.status_code != 200 or (isinstance(payload, dict) and "error" in payload):
+        raise GraphApiError(
+            classify_response(
+                response.status_code,
+                payload,
+                retry_after_header=response.headers.get("retry-after"),
+            )
+        )
+    return payload
+
+
 class WhatsAppClient:
     """Sends WhatsApp messages through a shared httpx.AsyncClient; never raises on sends."""
 
@@ -222,15 +236,7 @@ class WhatsAppClient:
             response = await self._http.get(url, headers=self._headers())
         except httpx.TransportError as exc:
             raise GraphApiError(classify_transport_error(exc)) from exc
-        payload = _json_or_none(response)
-        if response.status_code != 200 or (isinstance(payload, dict) and "error" in payload):
-            raise GraphApiError(
-                classify_response(
-                    response.status_code,
-                    payload,
-                    retry_after_header=response.headers.get("retry-after"),
-                )
-            )
+        payload = answered_payload(response)
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
             raise GraphApiError(
                 SendResult(SendOutcome.UNKNOWN, "unparseable_listing", http_status=200)

@@ -98,7 +98,7 @@ class Batch(Generic[Reading]):
     messages: list[InboundMessage[Reading]] = field(default_factory=list)
     statuses: list[StatusEvent] = field(default_factory=list)
     preferences: list[PreferenceEvent] = field(default_factory=list)
-    # Template, number-quality and account notices: acknowledged, not acted on (yet).
+    # Template, number-quality and account notices (acted on by `app.webhook.account`).
     account: list[AccountEvent] = field(default_factory=list)
     account_errors: int = 0
     malformed: int = 0
@@ -225,6 +225,8 @@ def _read_change(
     value: Mapping[str, Any],
     batch: Batch[Reading],
     classify: Classifier[Reading],
+    *,
+    at: datetime | None = None,
 ) -> None:
     if field_name == "messages":
         for key in ("messages", "statuses", "contacts", "user_preferences"):
@@ -243,7 +245,7 @@ def _read_change(
             batch.malformed += 1
     else:
         # Template and account fields are read; groups and the rest are acknowledged only.
-        event = account_events.read(field_name, value)
+        event = account_events.read(field_name, value, at=at)
         if event is not None:
             batch.account.append(event)
 
@@ -265,10 +267,11 @@ def parse_batch(payload: Any, *, classify: Classifier[Reading]) -> Batch[Reading
         if not isinstance(changes, list):
             batch.malformed += 1
             continue
+        sent_at = timestamp(entry.get("time"))
         for change in changes:
             value = change.get("value") if isinstance(change, Mapping) else None
             if not isinstance(value, Mapping):
                 batch.malformed += 1
                 continue
-            _read_change(change.get("field"), value, batch, classify)
+            _read_change(change.get("field"), value, batch, classify, at=sent_at)
     return batch

@@ -15,6 +15,7 @@ from typing import Protocol
 import httpx
 
 from app.config import Settings
+from app.messaging.account_client import AccountClient
 from app.messaging.client import GraphConfig, WhatsAppClient
 from app.messaging.ratelimit import TokenBucket
 from app.messaging.results import SendResult
@@ -98,6 +99,10 @@ class Messenger:
             callback_data=callback_data,
         )
         return self._observe(result)
+
+    def account(self) -> AccountClient:
+        """A client for the account's own calls (number, token, webhook, templates)."""
+        return AccountClient(self.http, self.client.config)
 
     def _observe(self, result: SendResult) -> SendResult:
         if result.throttles_sender:

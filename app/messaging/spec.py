@@ -187,3 +187,93 @@ def validate_message_body(body: dict[str, Any]) -> list[str]:
     if body.get("type") == "template":
         errors += _template_part_errors(body.get("template"))
     return errors
+
+
+# --- whole operations (request and answer bodies of the account and template calls) --------
+
+PHONE_NUMBER_PATH = "/{Version}/{Phone-Number-ID}"
+TEMPLATES_PATH = "/{Version}/{WABA-ID}/message_templates"
+TEMPLATE_PATH = "/{Version}/{TEMPLATE_ID}"
+SUBSCRIBED_APPS_PATH = "/{Version}/{WABA-ID}/subscribed_apps"
+WEBHOOK_PATH = "/whatsapp/webhooks"
+_JSON = "application/json"
+
+
+def _pointer(*parts: str) -> str:
+    return "#/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+@functools.cache
+def _validator_at(pointer: str) -> Validator:
+    # Meta writes several operations' schemas inline: validate them where they stand.
+    validator: Validator = OAS31Validator(
+        {"$ref": f"{_SPEC_URI}{pointer}"}, registry=_registry(True)
+    )
+    return validator
+
+
+def _errors_at(pointer: str, instance: Any, prefix: str = "") -> list[str]:
+    errors = _validator_at(pointer).iter_errors(instance)
+    return [_describe(e, prefix) for e in sorted(errors, key=lambda e: list(map(str, e.path)))]
+
+
+def validate_request(path: str, method: str, body: Any) -> list[str]:
+    """Errors of a request body against an operation's JSON requestBody schema."""
+    return _errors_at(
+        _pointer("paths", path, method, "requestBody", "content", _JSON, "schema"), body
+    )
+
+
+def validate_response(path: str, method: str, body: Any, *, status: str = "200") -> list[str]:
+    """Errors of an answer body against an operation's JSON response schema for `status`."""
+    return _errors_at(
+        _pointer("paths", path, method, "responses", status, "content", _JSON, "schema"), body
+    )
+
+
+def validate_template_creation(body: Any) -> list[str]:
+    """Errors of a POST /{WABA-ID}/message_templates body.
+
+    The request schema says little about a component; the template read schema (GET
+    /{TEMPLATE_ID}) describes one fully, `example.body_text` included, so each component is
+    checked against that too.
+    """
+    errors = validate_request(TEMPLATES_PATH, "post", body)
+    component = _pointer(
+        "paths", TEMPLATE_PATH, "get", "responses", "200", "content", _JSON, "schema",
+        "properties", "components", "items",
+    )  # fmt: skip
+    components = body.get("components") if isinstance(body, dict) else None
+    for i, item in enumerate(components if isinstance(components, list) else []):
+        errors += _errors_at(component, item, prefix=f"components/{i}")
+    return errors
+
+
+# Meta composes every inbound message type from `BaseMessageProperties`, the *outbound* base
+# (it requires `to` and `recipient_type`), and maps `text` to the outbound TextMessage, so no
+# inbound message validates, not even Meta's own examples. An inbound text is checked against
+# its own branch of the inbound schema, with the envelope around it against WebhookPayload.
+_INBOUND_TEXT = _pointer("components", "schemas", "TextMessage_2", "allOf", "1")
+_INBOUND_SENDER_KEYS = ("from", "id", "timestamp")
+
+
+def validate_inbound_text_webhook(payload: Any) -> list[str]:
+    """Errors of a webhook body carrying inbound text messages (as the sandbox sends them)."""
+    if not isinstance(payload, dict):
+        return ["(root): not an object"]
+    envelope = copy.deepcopy(payload)
+    messages: list[tuple[str, Any]] = []
+    for e, entry in enumerate(envelope.get("entry") or []):
+        for c, change in enumerate(entry.get("changes") or [] if isinstance(entry, dict) else []):
+            value = change.get("value") if isinstance(change, dict) else None
+            if isinstance(value, dict) and isinstance(value.get("messages"), list):
+                where = f"entry/{e}/changes/{c}/value/messages"
+                messages += [(f"{where}/{m}", item) for m, item in enumerate(value["messages"])]
+                value["messages"] = []
+    errors = validate_against("WebhookPayload", envelope)
+    for where, message in messages:
+        errors += _errors_at(_INBOUND_TEXT, message, prefix=where)
+        for key in _INBOUND_SENDER_KEYS:
+            if not isinstance(message, dict) or not isinstance(message.get(key), str):
+                errors.append(f"{where}/{key}: must be a string (as in Meta's examples)")
+    return errors

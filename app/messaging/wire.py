@@ -95,3 +95,76 @@ def text_message_body(*, to: str, body: str) -> dict[str, Any]:
         "type": "text",
         "text": {"preview_url": False, "body": body},
     }
+
+
+# --- account and template management (Graph API, not /messages) ---------------------------
+
+# Meta: a template name is lowercase letters, digits and underscores, at most 512 characters.
+_TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+_PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+# Meta accepts a time-to-live of 30 s to 12 h for utility templates.
+MIN_TEMPLATE_TTL_SECONDS = 30
+MAX_TEMPLATE_TTL_SECONDS = 12 * 3600
+UTILITY_CATEGORY = "UTILITY"
+
+
+def graph_object_path(api_version: str, object_id: str) -> str:
+    """Path of GET /{Version}/{object-id} (a phone number, a template, an app …)."""
+    return f"/{_require_version(api_version)}/{_require_graph_id(object_id, 'object id')}"
+
+
+def subscribed_apps_path(api_version: str, waba_id: str) -> str:
+    """Path of GET /{Version}/{WABA-ID}/subscribed_apps."""
+    return f"{graph_object_path(api_version, waba_id)}/subscribed_apps"
+
+
+def app_subscriptions_path(api_version: str, app_id: str) -> str:
+    """Path of GET /{Version}/{App-ID}/subscriptions (the app's webhook fields and callback)."""
+    return f"{graph_object_path(api_version, app_id)}/subscriptions"
+
+
+def permissions_path(api_version: str) -> str:
+    """Path of GET /{Version}/me/permissions (what the token's user granted)."""
+    return f"/{_require_version(api_version)}/me/permissions"
+
+
+def template_creation_body(
+    *,
+    name: str,
+    language: str,
+    body_text: str,
+    examples: Sequence[str],
+    ttl_seconds: int,
+) -> dict[str, Any]:
+    """Body of POST /{WABA-ID}/message_templates: a UTILITY template with one BODY.
+
+    `examples` fill {{1}}..{{n}} for Meta's review (one value per placeholder, in order);
+    `ttl_seconds` is how long Meta keeps trying to deliver one message before dropping it.
+    """
+    if not _TEMPLATE_NAME.fullmatch(name):
+        raise ValueError("template name must be lowercase letters, digits and '_' (1..512)")
+    if not language:
+        raise ValueError("language must not be empty")
+    if not body_text.strip():
+        raise ValueError("body text must not be empty")
+    if not MIN_TEMPLATE_TTL_SECONDS <= ttl_seconds <= MAX_TEMPLATE_TTL_SECONDS:
+        raise ValueError(
+            f"ttl_seconds must be {MIN_TEMPLATE_TTL_SECONDS}..{MAX_TEMPLATE_TTL_SECONDS}"
+        )
+    numbers = sorted({int(n) for n in _PLACEHOLDER.findall(body_text)})
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise ValueError("placeholders must be {{1}}..{{n}} without gaps")
+    if isinstance(examples, str) or len(examples) != len(numbers):
+        raise ValueError(f"give one example per placeholder ({len(numbers)})")
+    if any(not isinstance(e, str) or not e.strip() for e in examples):
+        raise ValueError("examples must be non-empty strings")
+    component: dict[str, Any] = {"type": "BODY", "text": body_text}
+    if numbers:
+        component["example"] = {"body_text": [list(examples)]}
+    return {
+        "name": name,
+        "language": language,
+        "category": UTILITY_CATEGORY,
+        "components": [component],
+        "message_send_ttl_seconds": ttl_seconds,
+    }

@@ -10,7 +10,12 @@ from app.opds.schemas import OpdCreate, OpdPublic, OpdRename
 router = APIRouter(prefix="/api/v1/opds", tags=["OPD"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OpdPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OpdPublic,
+    responses={409: {"description": "an OPD with this code exists"}},
+)
 def create_opd(body: OpdCreate, session: SessionDep, actor: AdminDep) -> OpdPublic:
     """Create an OPD with its time zone (admin)."""
     return OpdPublic.model_validate(service.create_opd(session, actor=actor, data=body))

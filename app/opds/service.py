@@ -20,7 +20,7 @@ def get_by_code(session: Session, *, code: str) -> Opd:
     """The OPD with this code, or 404."""
     opd = session.exec(select(Opd).where(Opd.code == code.strip().upper())).first()
     if opd is None:
-        raise NotFound(f"unknown OPD code {code!r}", code="opd_not_found")
+        raise NotFound(f"kode OPD {code!r} tidak dikenal", code="opd_not_found")
     return opd
 
 

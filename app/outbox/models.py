@@ -17,6 +17,9 @@ class DeliveryState(StrEnum):
     failed = "failed"  # for good; error_code / error_class say why
     unknown = "unknown"  # the request may have left; never re-sent (invariant 8)
     skipped = "skipped"  # not sent: suppressed, campaign stopped, or window closed for good
+    # Accepted, but no delivered status before its send window ended: Meta drops a message whose
+    # time-to-live passes undelivered, and a reminder must not arrive late anyway.
+    expired = "expired"
 
 
 # States that may have reached the person: they count against max_reminders and min_gap_days.
@@ -26,6 +29,8 @@ COUNTED_STATES = (
     DeliveryState.accepted,
     DeliveryState.delivered,
     DeliveryState.unknown,
+    # Without a TTL on its template Meta may still deliver it: it keeps counting, to be safe.
+    DeliveryState.expired,
 )
 FINAL_STATES = (
     DeliveryState.accepted,
@@ -33,6 +38,7 @@ FINAL_STATES = (
     DeliveryState.failed,
     DeliveryState.unknown,
     DeliveryState.skipped,
+    DeliveryState.expired,
 )
 
 
@@ -75,6 +81,8 @@ class Delivery(SQLModel, table=True):
     error_class: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Set once, when the status that carries Meta's charge arrives: a replay is not billed again.
+    billed_category: str | None = Field(default=None, sa_column=Column(String(32)))
 
 
 class DeliveryTally(SQLModel, table=True):

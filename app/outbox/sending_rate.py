@@ -42,6 +42,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from app.config import Settings
+from app.sender import service as sender_service
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +79,13 @@ class Slot:
 def per_number_rate(session: Session, *, settings: Settings) -> float:
     """Messages per second the number may send, all workers together; 0 means no limit.
 
-    The number's throughput level (SPI_THROUGHPUT_PER_SECOND, 0 = not known), unless the
-    operator's SPI_SEND_RATE_PER_SECOND is lower.
+    The number's throughput as Meta last said it (`app.sender`: 80/s, 1,000/s after an
+    upgrade, 20/s for a coexistence number), unless the operator's SPI_THROUGHPUT_PER_SECOND or
+    SPI_SEND_RATE_PER_SECOND is lower. Until Meta has said it, only those two apply.
     """
-    del session  # the live throughput level of the number will be read here
-    limits = [r for r in (settings.throughput_per_second, settings.send_rate_per_second) if r > 0]
+    live = sender_service.known_throughput_per_second(session)
+    configured = (live, settings.throughput_per_second, settings.send_rate_per_second)
+    limits = [r for r in configured if r is not None and r > 0]
     return min(limits, default=0.0)
 
 

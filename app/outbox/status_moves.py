@@ -35,6 +35,8 @@ RANK: dict[str, int] = {
     DeliveryState.accepted: 1,
     DeliveryState.delivered: 2,
     DeliveryState.failed: 3,
+    # Final once its window ended: a late status neither moves nor counts it again.
+    DeliveryState.expired: 4,
 }
 TARGET: dict[str, DeliveryState] = {
     "sent": DeliveryState.accepted,

@@ -18,6 +18,12 @@ FAILED_REFUSED = FailureClass.REFUSED.value
 FAILED_OTHER = FailureClass.OTHER.value
 UNKNOWN = "unknown"
 SKIPPED = "skipped"
+EXPIRED = "expired"  # accepted, but not delivered before its send window ended
+# Messages Meta charged for (the `pricing` of a delivered/read status), by pricing category.
+BILLED_UTILITY = "billed_utility"
+BILLED_MARKETING = "billed_marketing"
+BILLED_OTHER = "billed_other"
+BILLED = {"utility": BILLED_UTILITY, "marketing": BILLED_MARKETING}
 RETRIED = "retried"  # counts attempts that were retried, not deliveries
 OUTCOMES = (
     SCHEDULED,
@@ -29,6 +35,10 @@ OUTCOMES = (
     UNKNOWN,
     SKIPPED,
     RETRIED,
+    EXPIRED,
+    BILLED_UTILITY,
+    BILLED_MARKETING,
+    BILLED_OTHER,
 )
 # Not a send outcome: at round creation, how many people each OPD's list held (suppressed and
 # de-duplicated ones included). The statistics need it for the population a coordinator knows.

@@ -103,3 +103,87 @@ def show_inbox(
         return
     for entry in entries:
         typer.echo(inbox.describe(entry))
+
+
+def _base_url(url: str | None) -> str:
+    settings = _settings()
+    base = url or settings.sandbox_url or f"http://{settings.host}:{settings.port}"
+    return base.rstrip("/")
+
+
+def _post(url: str, path: str, payload: dict[str, object]) -> dict[str, object]:
+    try:
+        response = httpx.post(url + path, json=payload, timeout=10.0)
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: the sandbox at {url} does not answer ({exc})", err=True)
+        raise typer.Exit(code=2) from exc
+    answer = response.json() if response.content else {}
+    if response.status_code != 200:
+        typer.echo(f"error: {answer.get('error', response.status_code)}", err=True)
+        raise typer.Exit(code=2)
+    return dict(answer)
+
+
+@app.command("event")
+def play_event(
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="template-approved|-rejected|-paused|-disabled|-flagged|-reinstated, "
+            "template-marketing[-announced], template-quality-green|yellow|red, "
+            "quality-flagged|-unflagged|-yellow, limit-downgrade|-upgrade|-set, "
+            "throughput-upgrade, account-restricted|-unrestricted|-disabled|-reinstated|-violation"
+        ),
+    ],
+    template: Annotated[str | None, typer.Argument(help="template name (template events)")] = None,
+    language: Annotated[str, typer.Option(help="template language")] = "id",
+    tier: Annotated[
+        str | None, typer.Option(help="limit events: TIER_250, TIER_2K, TIER_10K …")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="sandbox base URL")] = None,
+) -> None:
+    """Make the sandbox play what Meta does: a template paused, a limit lowered, a flag …"""
+    payload: dict[str, object] = {"kind": kind, "language": language}
+    if template:
+        payload["template"] = template
+    if tier:
+        payload["tier"] = tier
+    played = _post(_base_url(url), "/sandbox/events", payload)
+    if not played.get("field"):
+        typer.echo(f"{kind}: sandbox changed; no notice (the service sees it on its next reading)")
+    elif played.get("posted"):
+        typer.echo(f"{kind}: Meta's notice {played['field']} sent to the service and accepted")
+    else:
+        typer.echo(f"{kind}: notice {played['field']} not accepted by the service", err=True)
+        raise typer.Exit(code=1)
+
+
+@app.command("account")
+def change_account(
+    changes: Annotated[
+        list[str] | None,
+        typer.Argument(help="FIELD=VALUE, e.g. quality_rating=RED token_valid=false"),
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="sandbox base URL")] = None,
+) -> None:
+    """Show the account the sandbox plays, or change fields of it (to make checks fail)."""
+    base = _base_url(url)
+    payload: dict[str, object] = {}
+    for change in changes or []:
+        key, sep, value = change.partition("=")
+        if not sep:
+            typer.echo(f"error: {change!r} is not FIELD=VALUE", err=True)
+            raise typer.Exit(code=2)
+        try:
+            payload[key] = json.loads(value)  # true, 2000, ["whatsapp_business_messaging"] …
+        except ValueError:
+            payload[key] = value  # a plain word: RED, DECLINED …
+    if payload:
+        answer = _post(base, "/sandbox/account", payload)
+    else:
+        try:
+            answer = httpx.get(base + "/sandbox/account", timeout=10.0).json()
+        except httpx.HTTPError as exc:
+            typer.echo(f"error: the sandbox at {base} does not answer ({exc})", err=True)
+            raise typer.Exit(code=2) from exc
+    typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))

@@ -22,6 +22,11 @@ class Faults:
     # sandbox does the same a bounded number of times, the wait doubling from the first one.
     webhook_retries: int = 5
     webhook_retry_seconds: float = 1.0
+    # Refuse like Meta beyond the account's throughput and messaging limit (app.sandbox.limits).
+    enforce_limits: bool = False
+    # Share of taken sends never delivered (the phone stays offline until the TTL passes): Meta
+    # then drops the message and posts nothing after `sent`.
+    undelivered_share: float = 0.0
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply known fields from a JSON object; unknown keys raise ValueError."""
@@ -29,6 +34,11 @@ class Faults:
         for key, value in changes.items():
             if key not in known:
                 raise ValueError(f"unknown fault {key!r}")
+            if key == "enforce_limits":
+                if not isinstance(value, bool):
+                    raise ValueError("enforce_limits must be true or false")
+                self.enforce_limits = value
+                continue
             cast = int if key in ("throttle_burst", "webhook_retries") else float
             setattr(self, key, cast(value))
 

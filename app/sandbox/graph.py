@@ -26,11 +26,15 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from app.sandbox import inbox, pages
+from app.messaging import spec
+from app.sandbox import inbox, management, pages, reply
+from app.sandbox.account import SandboxAccount
 from app.sandbox.arrivals import Arrivals
 from app.sandbox.checker import BodyChecker
+from app.sandbox.events import SandboxEvents
 from app.sandbox.faults import Faults, graph_error
 from app.sandbox.identity import SANDBOX_PHONE_NUMBER_ID, SANDBOX_WABA_ID
+from app.sandbox.limits import LIMIT_FAILURE_CODE, LimitKeeper
 from app.sandbox.webhooks import StatusPoster
 from app.security import mask_phone
 
@@ -55,8 +59,11 @@ class SandboxGraph:
         renderer: Renderer | None = None,
         inbox_size: int = 200,
         rng: random.Random | None = None,
+        account: SandboxAccount | None = None,
     ) -> None:
         self.faults = faults or Faults()
+        self.account = account or SandboxAccount()
+        self._limits = LimitKeeper(self.account)
         self.phone_number_id = phone_number_id
         self.waba_id = waba_id
         self._renderer = renderer
@@ -72,7 +79,10 @@ class SandboxGraph:
             rng=self._rng,
             on_status=self._mark,
         )
-        self._routes = Starlette(routes=self.sandbox_routes(), lifespan=self.lifespan)
+        self.events = SandboxEvents(self.account, self._poster.deliver)
+        self._routes = Starlette(
+            routes=self.sandbox_routes() + management.routes(self), lifespan=self.lifespan
+        )
         self.arrivals = Arrivals()
         self.reset()
 
@@ -88,6 +98,7 @@ class SandboxGraph:
         self.inbox.clear()
         self._by_wamid.clear()
         self._poster.clear()
+        self._limits.clear()
 
     @property
     def webhooks_posted(self) -> int:
@@ -105,10 +116,13 @@ class SandboxGraph:
         self, *, webhook_url: str | None, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         """Start posting status webhooks to webhook_url (None: keep statuses to itself)."""
+        if self.account.callback_url is None:
+            self.account.callback_url = webhook_url
         await self._poster.start(webhook_url=webhook_url, transport=transport)
 
     async def aclose(self) -> None:
-        """Stop posting webhooks."""
+        """Stop posting webhooks (and reviewing templates)."""
+        await self.events.aclose()
         await self._poster.aclose()
 
     @contextlib.asynccontextmanager
@@ -125,6 +139,10 @@ class SandboxGraph:
         self.arrivals.record()
         if not authorization.startswith("Bearer "):
             return self._reject("no_token", graph_error(401, 190, "Invalid OAuth access token"))
+        if not self.account.token_valid:
+            return self._reject(
+                "no_token", graph_error(401, 190, "Error validating access token: session expired")
+            )
         if phone_number_id != self.phone_number_id:
             return self._reject(
                 "unknown_sender", graph_error(400, 100, "Unsupported post request", subcode=33)
@@ -144,6 +162,16 @@ class SandboxGraph:
                     "Rate limit hit",
                     details="Cloud API message throughput has been reached.",
                     subcode=2494055,
+                ),
+            )
+        if faults.enforce_limits and self._limits.over_throughput():
+            return self._reject(
+                "throughput",
+                graph_error(
+                    400,
+                    130429,
+                    "Rate limit hit",
+                    details="Cloud API message throughput has been reached.",
                 ),
             )
         if faults.error_rate and self._rng.random() < faults.error_rate:
@@ -178,7 +206,14 @@ class SandboxGraph:
         if len(self._by_wamid) > 4 * (self.inbox.maxlen or 1):
             live = {e.wamid for e in self.inbox}
             self._by_wamid = {w: e for w, e in self._by_wamid.items() if w in live}
-        self._poster.queue(to=to, wamid=wamid, tag=tag)
+        beyond = (
+            self.faults.enforce_limits
+            and body.get("type") == "template"
+            and self._limits.over_messaging_limit(to)
+        )
+        self._poster.queue(
+            to=to, wamid=wamid, tag=tag, fail_code=LIMIT_FAILURE_CODE if beyond else None
+        )
         return {
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
@@ -214,7 +249,33 @@ class SandboxGraph:
             template=name,
             text=text,
             wamid=wamid,
+            recipient=body["to"],
         )
+
+    def inbox_entry(self, wamid: str) -> inbox.InboxEntry | None:
+        """The inbox message with this id, while the inbox still holds it."""
+        return self._by_wamid.get(wamid)
+
+    async def reply(self, *, message_id: str | None, number: str | None, text: str) -> bool:
+        """Send the service `text` as an inbound message from the person an inbox message went
+        to (or from `number`), signed like Meta; whether the service took it (200)."""
+        entry = self._by_wamid.get(message_id) if message_id else None
+        sender = entry.recipient if entry is not None else number
+        if not sender:
+            raise reply.ReplyRefused("no such message in the inbox, and no number given")
+        try:
+            payload = reply.inbound_text(
+                waba_id=self.waba_id,
+                phone_number_id=self.phone_number_id,
+                sender=sender,
+                text=text,
+            )
+        except ValueError as exc:
+            raise reply.ReplyRefused(str(exc)) from exc
+        problems = spec.validate_inbound_text_webhook(payload)
+        if problems:  # a bug here, never the employee's words
+            raise RuntimeError(f"the sandbox built an inbound webhook Meta would not: {problems}")
+        return await self._poster.deliver(payload)
 
     def stats(self, *, detail: bool = False) -> dict[str, Any]:
         """Counters; per-callback counts only on request, and never a number."""

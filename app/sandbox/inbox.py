@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 STATUS_LABELS = {
     "accepted": "diterima Meta",
@@ -25,6 +26,8 @@ class InboxEntry:
     text: str | None  # rendered body, when the template is known
     wamid: str
     status: str = "accepted"
+    # The full number, in memory only, for "reply as this employee"; never shown or returned.
+    recipient: str = field(default="", repr=False)
 
     def as_json(self) -> dict[str, Any]:
         """JSON form for GET /sandbox/inbox.json."""
@@ -65,10 +68,11 @@ th {{ background: #f0f4f8; }}
 <p>Pesan yang akan diterima pegawai jika layanan terhubung ke WhatsApp sungguhan.
 Nomor disamarkan. Halaman ini hanya ada di mode sandbox (tanpa kredensial Meta) dan
 diperbarui setiap 5 detik.</p>
-<p>Jumlah pesan ditampilkan: {count}</p>
+<p>Jumlah pesan ditampilkan: {count}. Coba sisi pegawai: pilih <em>Balas</em> pada sebuah
+pesan, atau <a href="/sandbox/reply">balas dari nomor lain</a> (misalnya DAFTAR).</p>
 <table>
 <thead><tr><th>Waktu (UTC)</th><th>Nomor (disamarkan)</th><th>Jenis</th>
-<th>Isi pesan</th><th>Status</th></tr></thead>
+<th>Isi pesan</th><th>Status</th><th>Sebagai pegawai</th></tr></thead>
 <tbody>
 {rows}
 </tbody>
@@ -91,8 +95,9 @@ def render_page(entries: list[InboxEntry]) -> str:
         rows.append(
             f"<tr><td>{e.at:%Y-%m-%d %H:%M:%S}</td><td>{html.escape(e.masked)}</td>"
             f"<td>{kind}</td><td>{text}</td>"
-            f"<td>{html.escape(STATUS_LABELS.get(e.status, e.status))}</td></tr>"
+            f"<td>{html.escape(STATUS_LABELS.get(e.status, e.status))}</td>"
+            f'<td><a href="/sandbox/reply?message={quote(e.wamid)}">Balas</a></td></tr>'
         )
     if not rows:
-        rows.append('<tr><td colspan="5" class="muted">Belum ada pesan.</td></tr>')
+        rows.append('<tr><td colspan="6" class="muted">Belum ada pesan.</td></tr>')
     return _PAGE.format(count=len(entries), rows="\n".join(rows))

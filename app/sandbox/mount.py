@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from app.config import Settings
 from app.messaging.runtime import Messenger
 from app.sandbox import connect, identity, production
+from app.sandbox.account import SandboxAccount
 from app.sandbox.faults import Faults
 from app.sandbox.graph import Renderer, SandboxGraph
 from app.sandbox.identity import GRAPH_MOUNT, webhook_secret
@@ -33,9 +34,19 @@ def sandbox_faults(settings: Settings) -> Faults:
         timeout_rate=settings.sandbox_timeout_rate,
         hang_seconds=settings.sandbox_hang_seconds,
         failed_share=settings.sandbox_failed_share,
+        undelivered_share=settings.sandbox_undelivered_share,
         status_delay_seconds=settings.sandbox_status_delay_seconds,
         webhook_retries=settings.sandbox_webhook_retries,
         webhook_retry_seconds=settings.sandbox_webhook_retry_seconds,
+        enforce_limits=settings.sandbox_enforce_limits,
+    )
+
+
+def sandbox_account(settings: Settings) -> SandboxAccount:
+    """The account the sandbox plays: its limits from SPI_SANDBOX_* (a new portfolio's 250)."""
+    return SandboxAccount(
+        messaging_limit=settings.sandbox_messaging_limit,
+        throughput_per_second=settings.sandbox_throughput_per_second,
     )
 
 
@@ -65,6 +76,7 @@ def build_sandbox(settings: Settings, *, engine: Engine | None) -> SandboxGraph:
         secret=webhook_secret(settings),
         faults=sandbox_faults(settings),
         renderer=template_renderer(engine) if engine is not None else None,
+        account=sandbox_account(settings),
     )
 
 

@@ -23,6 +23,12 @@ from app.sandbox.identity import SANDBOX_DISPLAY_NUMBER
 logger = logging.getLogger(__name__)
 
 MAX_STATUSES_PER_POST = 100
+# Failures the sandbox plays besides "not on WhatsApp" (see app.sandbox.limits).
+_FAILURE_TITLES: dict[int | None, str] = {131048: "Spam rate limit hit"}
+_FAILURE_DETAILS: dict[int | None, str] = {
+    131048: "Message failed to send because there are restrictions on how many messages can "
+    "be sent from this phone number."
+}
 
 
 def sign(secret: bytes, raw: bytes) -> str:
@@ -105,18 +111,24 @@ class StatusPoster:
             await self._webhook.aclose()
             self._webhook = None
 
-    def queue(self, *, to: str, wamid: str, tag: str | None) -> None:
-        """Queue `sent` then `delivered` (or, for faults.failed_share, `failed` with 131026)."""
+    def queue(self, *, to: str, wamid: str, tag: str | None, fail_code: int | None = None) -> None:
+        """Queue `sent` then `delivered` (or `failed`: with `fail_code`, or for
+        faults.failed_share with 131026)."""
         if self._wakeup is None:
             return  # not started: nobody would ever deliver them
         due = time.monotonic() + self._faults.status_delay_seconds
         share = self._faults.failed_share
-        fails = bool(share) and self._rng.random() < share
-        for kind in ("sent", "failed") if fails else ("sent", "delivered"):
+        fails = fail_code is not None or (bool(share) and self._rng.random() < share)
+        lost = self._faults.undelivered_share
+        kinds: tuple[str, ...] = ("sent", "failed") if fails else ("sent", "delivered")
+        if not fails and lost and self._rng.random() < lost:
+            kinds = ("sent",)  # dropped when its TTL passed: Meta posts nothing more
+        for kind in kinds:
             status: dict[str, Any] = {"id": wamid, "status": kind, "recipient_id": to.lstrip("+")}
             if tag is not None:
                 status["biz_opaque_callback_data"] = tag
-            if kind == "sent":
+            # Meta puts pricing on `sent` and on one of delivered/read (the one that is billed).
+            if kind in ("sent", "delivered"):
                 status["pricing"] = {
                     "billable": True,
                     "pricing_model": "PMP",
@@ -126,10 +138,12 @@ class StatusPoster:
             if kind == "failed":
                 status["errors"] = [
                     {
-                        "code": NOT_ON_WHATSAPP_CODE,
-                        "title": "Message undeliverable",
-                        "message": "Message undeliverable",
-                        "error_data": {"details": "Message Undeliverable."},
+                        "code": fail_code or NOT_ON_WHATSAPP_CODE,
+                        "title": _FAILURE_TITLES.get(fail_code, "Message undeliverable"),
+                        "message": _FAILURE_TITLES.get(fail_code, "Message undeliverable"),
+                        "error_data": {
+                            "details": _FAILURE_DETAILS.get(fail_code, "Message Undeliverable.")
+                        },
                         "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/",
                     }
                 ]
@@ -182,9 +196,13 @@ class StatusPoster:
                 self._on_status(status["id"], status["status"])
             await self._post(self.payload(batch))
 
-    async def _post(self, payload: dict[str, Any]) -> None:
+    async def deliver(self, payload: dict[str, Any]) -> bool:
+        """Post any webhook body now, signed; whether the service answered 200."""
+        return await self._post(payload)
+
+    async def _post(self, payload: dict[str, Any]) -> bool:
         if self._webhook is None:
-            return
+            return False
         # Meta escapes non-ASCII in the signed body; json.dumps does the same by default.
         raw = json.dumps(payload, separators=(",", ":")).encode()
         headers = {
@@ -199,6 +217,7 @@ class StatusPoster:
             task.add_done_callback(self._retrying.discard)
         elif outcome != "posted":
             self.failed += 1
+        return outcome == "posted"
 
     async def _retry(self, raw: bytes, headers: dict[str, str]) -> None:
         """Post the same signed body again with a doubling wait, as Meta does."""

@@ -8,17 +8,19 @@ therefore set here, once per process, by the runner (configure) before the sched
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
+from app.campaigns import expiry as campaign_expiry
 from app.campaigns import rounds as campaign_rounds
 from app.campaigns import service as campaign_service
 from app.config import get_settings
 from app.db import session_scope, utcnow
 from app.retention import jobs as retention_jobs
 from app.scheduler.campaign_jobs import apply_round_jobs, due_slot, wanted_round_jobs
+from app.sender import jobs as sender_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +108,16 @@ def finish_campaigns() -> None:
         finished = campaign_service.finish_ended_campaigns(session, now=ctx.clock())
     if finished:
         logger.info("scheduler.campaigns_finished count=%s", finished)
+
+
+def refresh_sender_state() -> None:
+    """Read the number's messaging limit, throughput and quality from Meta."""
+    sender_jobs.refresh_sender_state(_ctx().engine)
+
+
+def expire_deliveries() -> None:
+    """Reminders not delivered inside their send window expire (counted as kedaluwarsa)."""
+    ctx = _ctx()
+    grace = timedelta(minutes=get_settings().delivery_expiry_grace_minutes)
+    with session_scope(ctx.engine) as session:
+        campaign_expiry.expire_undelivered(session, now=ctx.clock(), grace=grace)

@@ -22,9 +22,14 @@ MISFIRE_GRACE = timedelta(hours=6)
 SYNC_JOB_ID = "housekeeping:sync_campaign_jobs"
 FINISH_JOB_ID = "housekeeping:finish_campaigns"
 PURGE_JOB_ID = "housekeeping:retention_purge"
+SENDER_JOB_ID = "housekeeping:refresh_sender_state"
+EXPIRE_JOB_ID = "housekeeping:expire_deliveries"
+EXPIRE_INTERVAL_SECONDS = 300
 # API replicas in other processes change campaigns; the leader picks that up this often.
 SYNC_INTERVAL_SECONDS = 30
 FINISH_INTERVAL_SECONDS = 300
+# Meta allows a few hundred management calls an hour; webhooks bring changes in between.
+SENDER_REFRESH_SECONDS = 600
 JOB_THREADS = 4
 
 
@@ -110,5 +115,22 @@ def add_housekeeping_jobs(scheduler: AsyncIOScheduler) -> None:
         id=FINISH_JOB_ID,
         name="finish ended campaigns",
         next_run_time=utcnow(),
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        jobs.refresh_sender_state,
+        "interval",
+        seconds=SENDER_REFRESH_SECONDS,
+        id=SENDER_JOB_ID,
+        name="refresh sender state",
+        next_run_time=utcnow(),
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        jobs.expire_deliveries,
+        "interval",
+        seconds=EXPIRE_INTERVAL_SECONDS,
+        id=EXPIRE_JOB_ID,
+        name="expire undelivered reminders",
         replace_existing=True,
     )

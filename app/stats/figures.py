@@ -10,7 +10,10 @@ Definitions, per OPD at the end of each day of the period (the campaign's first 
   leaves the list unchanged: the service simply never messages that number);
 - scheduled, delivered: reminders planned, and reported delivered, since the first day;
 - not_delivered: reminders that failed for good, were skipped, or whose outcome is unknown;
-- opted_out: STOPs by people listed in the OPD since the first day.
+- expired: reminders Meta accepted that were not delivered before their send window ended
+  ("kedaluwarsa", `app.campaigns.expiry`);
+- opted_out: STOPs by people listed in the OPD since the first day;
+- billed: delivered reminders Meta charged for (the `pricing` of their status), any category.
 Two populations are read but never published; the rounding caps use them (`PUBLISHED_RULE`):
 - reminder_population: for every round so far, the people on the list when it was created;
 - ever_listed: the list on the day before the campaign plus everyone listed since.
@@ -30,16 +33,28 @@ from app.stats import queries
 from app.stats.queries import OpdRef
 from app.stats.rounding import Cap, SeriesRule
 
-MEASURES = ("enrolled", "scheduled", "delivered", "not_delivered", "opted_out")
+MEASURES = (
+    "enrolled",
+    "scheduled",
+    "delivered",
+    "not_delivered",
+    "opted_out",
+    "expired",
+    "billed",
+)
 POPULATIONS = ("reminder_population", "ever_listed")
 FIELDS = (*MEASURES, *POPULATIONS)  # the columns of a series
 PUBLISHED_RULE = SeriesRule(
-    monotone=frozenset({"scheduled", "delivered", "not_delivered", "opted_out"}),
+    monotone=frozenset(
+        {"scheduled", "delivered", "not_delivered", "opted_out", "expired", "billed"}
+    ),
     caps=(
         Cap(("scheduled",), "reminder_population"),
-        Cap(("delivered", "not_delivered"), "reminder_population"),
+        Cap(("delivered", "not_delivered", "expired"), "reminder_population"),
         Cap(("opted_out",), "ever_listed"),
     ),
+    # Meta bills delivered messages: billed counts a part of delivered, usually all of it.
+    within={"billed": "delivered"},
 )
 _DELIVERY_MEASURES = {
     "scheduled": (tally.SCHEDULED,),
@@ -52,6 +67,8 @@ _DELIVERY_MEASURES = {
         tally.SKIPPED,
     ),
     "reminder_population": (tally.LISTED,),
+    "expired": (tally.EXPIRED,),
+    "billed": (tally.BILLED_UTILITY, tally.BILLED_MARKETING, tally.BILLED_OTHER),
 }
 _ENROLMENT_EVENTS = {
     "joined": ("enrolled",),

@@ -117,10 +117,17 @@ class Cap:
 
 @dataclass
 class SeriesRule:
-    """Which measures of a series are cumulative (never fall) and which caps apply."""
+    """Which measures of a series are cumulative (never fall) and which caps apply.
+
+    `within` names a measure that counts a part of another (billed messages are delivered
+    ones): it takes its coin from that measure's cell, so the two agree whenever their values
+    do (two coins for one value would narrow it), and it is rounded down where its figure would
+    exceed the whole's.
+    """
 
     monotone: frozenset[str]
     caps: Sequence[Cap] = field(default_factory=tuple)
+    within: Mapping[str, str] = field(default_factory=dict)
 
 
 def publish_array(
@@ -150,7 +157,11 @@ def publish_arrays(
     names = [name for name in column if name not in populations]
     measures = [column[name] for name in names]
     stream_ids = np.frombuffer(
-        b"".join(_stream(key, f"{cell}|{name}") for cell in cells for name in names),
+        b"".join(
+            _stream(key, f"{cell}|{rule.within.get(name, name)}")
+            for cell in cells
+            for name in names
+        ),
         dtype=np.uint8,
     ).reshape(len(cells), len(names), 11)
     values = truths[:, :, measures].astype(np.int64)
@@ -160,6 +171,11 @@ def publish_arrays(
         bound |= _may_bind(cap, truths, column)
     for i in np.flatnonzero(bound):
         _apply_caps(truths[i], published[i], column, rule)
+    for part, whole in rule.within.items():
+        p, w = column[part], column[whole]
+        over = (published[:, :, p] > published[:, :, w]) & (truths[:, :, p] <= truths[:, :, w])
+        # Rounding down is always valid, and round_down(part) <= round_down(whole) <= whole's.
+        published[:, :, p][over] = truths[:, :, p][over] - truths[:, :, p][over] % BASE
     return published
 
 

@@ -14,11 +14,12 @@ from sqlmodel import Session
 from app.audit import service as audit_service
 from app.auth.dependencies import ReaderDep
 from app.auth.principal import Principal
+from app.campaigns import costs
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized
 from app.ids import DbId
-from app.stats import export, metrics, service
-from app.stats.schemas import CampaignDaily, CampaignStats
+from app.stats import billing, export, metrics, service
+from app.stats.schemas import CampaignBilling, CampaignDaily, CampaignStats
 
 Figures = TypeVar("Figures", CampaignStats, CampaignDaily)
 
@@ -134,6 +135,20 @@ def campaign_daily(asked: StatsRequestDep) -> Any:
         csv_body=lambda: export.daily_csv(daily, sep=asked.sep),
         filename=f"statistik-harian-kampanye-{asked.campaign_id}.csv",
         view="daily",
+    )
+
+
+@router.get("/campaigns/{campaign_id}/billing", response_model=CampaignBilling)
+def campaign_billing(asked: StatsRequestDep, request: Request) -> CampaignBilling:
+    """What Meta billed per OPD and closed day: the rounded `billed` figure, and in rupiah at
+    the configured rate of the campaign's category (SPI_MESSAGE_RATES_IDR, with its date)."""
+    return billing.campaign_billing(
+        asked.session,
+        campaign_id=asked.campaign_id,
+        viewer=asked.viewer,
+        key=asked.key,
+        group_min=asked.group_min,
+        rates=costs.rate_table(request.app.state.settings),
     )
 
 

@@ -16,6 +16,8 @@ MEASURES: tuple[tuple[str, str], ...] = (
     ("delivered", "Terkirim"),
     ("not_delivered", "Tidak terkirim"),
     ("opted_out", "Berhenti (STOP)"),
+    ("expired", "Kedaluwarsa"),
+    ("billed", "Ditagih Meta"),
 )
 RATES: tuple[tuple[str, str], ...] = (
     ("delivery_rate", "Tingkat terkirim (%)"),
@@ -39,13 +41,19 @@ def method_notes(group_min: int) -> dict[str, str]:
 
 
 class Figures(BaseModel):
-    """The five published counts."""
+    """The published counts."""
 
     enrolled: int = Field(description="people on the list at the end of the period")
     scheduled: int = Field(description="reminders planned in the period")
     delivered: int = Field(description="reminders WhatsApp reported delivered")
     not_delivered: int = Field(description="reminders that failed, were skipped, or are unknown")
     opted_out: int = Field(description="STOPs by listed people in the period")
+    expired: int = Field(
+        description="reminders accepted but not delivered before their send window ended"
+    )
+    billed: int = Field(
+        description="delivered reminders Meta charged for (from the statuses' pricing)"
+    )
 
 
 class StatsRow(Figures):
@@ -82,3 +90,29 @@ class DailyRow(Figures):
 class CampaignDaily(CampaignHeader):
     opd_code: str | None = Field(description="the coordinator's OPD; null for every OPD")
     days: list[DailyRow]
+
+
+class BillingDay(BaseModel):
+    """What Meta billed up to the end of one closed day (cumulative, as every figure here)."""
+
+    day: date
+    billed: int = Field(description="delivered reminders Meta charged for, rounded as `billed`")
+    cost_idr: int = Field(description="billed x the rate of the campaign's category (rupiah)")
+
+
+class BillingRow(BaseModel):
+    """One OPD, the group of small OPDs, or the total: its days and its last figures."""
+
+    opd_code: str | None = Field(description="null for the total row; LAINNYA for the group")
+    opd_name: str
+    billed: int
+    cost_idr: int
+    days: list[BillingDay]
+
+
+class CampaignBilling(CampaignHeader):
+    category: str = Field(description="Meta's pricing category of the campaign's template")
+    rate_idr: int = Field(description="rupiah per delivered message of that category")
+    rates_as_of: date = Field(description="the date of the rate card (SPI_MESSAGE_RATES_DATE)")
+    rows: list[BillingRow]
+    total: BillingRow

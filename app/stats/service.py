@@ -59,7 +59,7 @@ class Unit:
 
 
 @dataclass(frozen=True)
-class _Published:
+class Published:
     scope: Scope
     group_min: int
     units: list[Unit]
@@ -93,11 +93,11 @@ def campaign_stats(
     now: datetime | None = None,
 ) -> CampaignStats:
     """Per-OPD and total figures of a campaign, rounded, up to the last closed day."""
-    p = _published(session, campaign_id, viewer, key, group_min, now)
+    p = published(session, campaign_id, viewer, key, group_min, now)
     rows = [_row(u.code, u.name, _last(s)) for u, s in zip(p.units, p.series, strict=True)]
     total = {m: sum(getattr(r, m) for r in rows) for m in MEASURES}
     return CampaignStats.model_validate(
-        {**_header(p), "rows": rows, "total": _row(None, TOTAL_NAME, total)}
+        {**header(p), "rows": rows, "total": _row(None, TOTAL_NAME, total)}
     )
 
 
@@ -111,7 +111,7 @@ def campaign_daily(
     now: datetime | None = None,
 ) -> CampaignDaily:
     """The same figures at the end of each closed day: the viewer's OPDs together."""
-    p = _published(session, campaign_id, viewer, key, group_min, now)
+    p = published(session, campaign_id, viewer, key, group_min, now)
     summed = np.zeros((len(p.scope.days), len(FIELDS)), dtype=np.int64)
     for unit_series in p.series:
         summed += unit_series
@@ -123,7 +123,7 @@ def campaign_daily(
     ]
     opd = p.scope.coordinator_opd
     return CampaignDaily.model_validate(
-        {**_header(p), "opd_code": opd.code if opd else None, "days": days}
+        {**header(p), "opd_code": opd.code if opd else None, "days": days}
     )
 
 
@@ -200,14 +200,14 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _published(
+def published(
     session: Session,
     campaign_id: int,
     viewer: Principal,
     key: bytes,
     group_min: int,
     now: datetime | None,
-) -> _Published:
+) -> Published:
     scope = _scope(session, campaign_id=campaign_id, viewer=viewer, now=now or utcnow())
     cache_key = _cache_key(scope, group_min, key)
     fingerprint = _fingerprint(session, scope)
@@ -223,7 +223,7 @@ def _published(
         _CACHE.move_to_end(cache_key)
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
-    return _Published(scope=scope, group_min=group_min, units=entry.units, series=entry.series)
+    return Published(scope=scope, group_min=group_min, units=entry.units, series=entry.series)
 
 
 def _cache_key(scope: Scope, group_min: int, key: bytes) -> tuple[object, ...]:
@@ -262,11 +262,15 @@ def _last(series: Series) -> dict[str, int]:
     return {m: int(series[-1][FIELDS.index(m)]) for m in MEASURES}
 
 
+def shown_code(code: str | None) -> str | None:
+    """The code a row shows: LAINNYA for the group (its members stay out of sight)."""
+    return OTHER_OPDS_CODE if code and code.startswith(f"{OTHER_OPDS_CODE}:") else code
+
+
 def _row(code: str | None, name: str, values: dict[str, int]) -> StatsRow:
-    shown_code = OTHER_OPDS_CODE if code and code.startswith(f"{OTHER_OPDS_CODE}:") else code
     return StatsRow.model_validate(
         {
-            "opd_code": shown_code,
+            "opd_code": shown_code(code),
             "opd_name": name,
             **values,
             "delivery_rate": _rate(values["delivered"], values["scheduled"]),
@@ -275,7 +279,7 @@ def _row(code: str | None, name: str, values: dict[str, int]) -> StatsRow:
     )
 
 
-def _header(p: _Published) -> dict[str, object]:
+def header(p: Published) -> dict[str, object]:
     campaign = p.scope.campaign
     assert campaign.id is not None
     return {

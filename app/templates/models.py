@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -38,3 +38,31 @@ class MessageTemplate(SQLModel, table=True):
     meta_template_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class TemplateLifecycle(SQLModel, table=True):
+    """Meta's side of a template: when each notice was applied, its quality, its submission.
+
+    The times order Meta's notices: one older than what is recorded is a late or repeated
+    delivery and changes nothing.
+    """
+
+    __tablename__ = "template_lifecycle"
+
+    template_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("message_template.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    status_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status_event: str | None = Field(default=None, max_length=32)  # APPROVED, PAUSED, FLAGGED …
+    status_reason: str | None = Field(default=None, max_length=64)
+    category_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    previous_category: str | None = Field(default=None, max_length=20)
+    # Meta announces a re-categorisation a day ahead (correct_category + when).
+    announced_category: str | None = Field(default=None, max_length=20)
+    announced_for: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    quality_score: str | None = Field(default=None, max_length=16)  # GREEN, YELLOW, RED
+    quality_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    send_ttl_seconds: int | None = None  # message_send_ttl_seconds given at submission
+    submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

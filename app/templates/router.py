@@ -2,19 +2,24 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from app.audit.refusals import audited_refusal
 from app.auth.dependencies import AdminDep
-from app.db import SessionDep
+from app.db import SessionDep, read_scope, session_scope, utcnow
 from app.dependencies import SettingsDep
+from app.errors import AppError
 from app.ids import DbId
-from app.templates import acknowledgements, parameters, service
+from app.messaging.client import GraphApiError
+from app.templates import acknowledgements, parameters, service, submission
 from app.templates.schemas import (
     AcknowledgementCreate,
     TemplateCreate,
     TemplatePreview,
     TemplatePublic,
+    TemplateSubmission,
+    TemplateSubmit,
     TemplateUpdate,
 )
 
@@ -155,3 +160,76 @@ def delete_template(template_id: DbId, session: SessionDep, actor: AdminDep) -> 
     ):
         service.delete(session, actor=actor, template=template)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{template_id}/submit",
+    response_model=TemplateSubmission,
+    responses={
+        409: {"description": "already submitted, or not a template registered here"},
+        422: {"description": "not usable (findings, links), or no time-to-live can be set"},
+        502: {"description": "Meta refused or did not answer"},
+    },
+)
+async def submit_template(
+    template_id: DbId,
+    body: TemplateSubmit,
+    request: Request,
+    actor: AdminDep,
+    settings: SettingsDep,
+) -> TemplateSubmission:
+    """Submit a template to Meta for review as UTILITY, with examples and a time-to-live.
+
+    The time-to-live is the campaign's send window (30 s to 12 h): a reminder Meta cannot
+    deliver while the window is open is dropped instead of arriving late. Meta's verdict
+    arrives by webhook; campaigns can use the template once it is APPROVED.
+    """
+    engine = request.app.state.engine
+
+    def prepare() -> submission.Submission:
+        # Short transactions of their own: none may stay open while Meta is called.
+        with read_scope(engine) as session:
+            template = service.get(session, template_id=template_id)
+            return submission.prepare(
+                session,
+                template=template,
+                campaign_id=body.campaign_id,
+                ttl_seconds=body.ttl_seconds,
+                settings=settings,
+            )
+
+    prepared = await run_in_threadpool(prepare)
+    messenger = getattr(request.app.state, "whatsapp", None)
+    if messenger is None:
+        raise AppError("WhatsApp is not connected yet", code="not_ready", status_code=503)
+    try:
+        created = await messenger.account().create_template(prepared.body)
+    except GraphApiError as exc:
+        why = exc.result.error_details or exc.result.error_code
+        raise AppError(
+            f"Meta refused the template: {exc.result.reason} ({why})",
+            code="meta_refused",
+            status_code=502,
+        ) from exc
+
+    def record() -> TemplateSubmission:
+        # Its own transaction: Meta's verdict may have been applied since this request began.
+        with session_scope(engine) as fresh:
+            recorded = submission.record(
+                fresh,
+                actor=actor,
+                template_id=template_id,
+                submission=prepared,
+                created=created,
+                now=utcnow(),
+            )
+            return TemplateSubmission(
+                template=service.to_public(recorded),
+                meta_template_id=recorded.meta_template_id,
+                status=recorded.status,
+                category=recorded.category,
+                ttl_seconds=prepared.ttl_seconds,
+                examples=prepared.examples,
+            )
+
+    return await run_in_threadpool(record)

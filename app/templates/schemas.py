@@ -166,3 +166,33 @@ class TemplatePreview(BaseModel):
     text: str
     usable: bool
     usable_problem: str | None
+
+
+class TemplateSubmit(BaseModel):
+    """Submit a template to Meta for review, as UTILITY."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: int | None = Field(
+        default=None,
+        description="the campaign whose send window sets the time-to-live and whose values "
+        "fill Meta's examples",
+    )
+    ttl_seconds: int | None = Field(
+        default=None,
+        ge=30,
+        le=43200,
+        description="how long Meta keeps trying to deliver one reminder (30 s to 12 h); "
+        "default: the send window of the campaign (or of the campaigns using the template)",
+    )
+
+
+class TemplateSubmission(BaseModel):
+    """What Meta answered, and what was sent for review."""
+
+    template: TemplatePublic
+    meta_template_id: str | None
+    status: str
+    category: str
+    ttl_seconds: int
+    examples: list[str]

@@ -6,8 +6,10 @@ from typing import Any
 from sqlmodel import Session, select
 
 from app.auth.principal import Principal
+from app.db import utcnow
 from app.messaging.client import TemplateInfo
 from app.templates.acknowledgements import compute_findings
+from app.templates.lifecycle import stamp_read
 from app.templates.models import MessageTemplate
 from app.templates.store import find, save_and_audit
 
@@ -44,6 +46,8 @@ def sync_from_meta(
     """
     summary = SyncSummary()
     seen: set[tuple[str, str]] = set()
+    # Meta's notices older than this reading must not undo what it says.
+    read_at = utcnow()
     for info in templates:
         name, language = info["name"].strip(), info["language"].strip()
         label = f"{name}/{language}"
@@ -69,6 +73,7 @@ def sync_from_meta(
             )
             summary.created.append(label)
             _save_synced(session, actor, template, change="created", before=None)
+            stamp_read(session, template=template, at=read_at)
             continue
         before = {
             "status": existing.status,
@@ -84,6 +89,7 @@ def sync_from_meta(
         ):
             existing.findings = compute_findings(body)
             session.add(existing)
+            stamp_read(session, template=existing, at=read_at)
             summary.unchanged.append(label)
             continue
         if existing.body != body:
@@ -95,6 +101,7 @@ def sync_from_meta(
         existing.source = "meta"
         summary.updated.append(label)
         _save_synced(session, actor, existing, change="updated", before=before)
+        stamp_read(session, template=existing, at=read_at)
     stale = select(MessageTemplate).where(
         MessageTemplate.source == "meta", MessageTemplate.status != MISSING_STATUS
     )

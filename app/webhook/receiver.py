@@ -21,13 +21,13 @@ from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db import session_scope
+from app.db import session_scope, utcnow
 from app.http import error_body, too_large_message
 from app.messaging import inbound
 from app.messaging.results import SendOutcome, SendResult
 from app.outbox.service import OPT_OUT_SETTLE_SECONDS
 from app.security import PhoneVault
-from app.webhook import keywords, metrics, service
+from app.webhook import account, keywords, metrics, service
 from app.webhook.coalescer import StatusCoalescer, count_summary
 from app.webhook.security import SignatureCheck, app_secret, check_signature
 
@@ -116,6 +116,9 @@ async def handle(app: FastAPI, body: bytes, signature: str | None) -> Answer:
         elif batch.statuses:
             # Status-only (the bulk of the traffic): committed together with concurrent ones.
             await _coalescer(app).apply(batch.statuses)
+        if batch.account:
+            # Template, number and account notices: applied (and campaigns paused) before 200.
+            await run_in_threadpool(_apply_account, app, batch.account)
     except DBAPIError as exc:
         # The exception text would include SQL parameters; its type is enough.
         metrics.REQUESTS.labels("error").inc()
@@ -177,6 +180,11 @@ def _process(app: FastAPI, batch: inbound.Batch[keywords.Parsed]) -> service.Out
         return service.process(session, batch=batch, vault=vault, settings=app.state.settings)
 
 
+def _apply_account(app: FastAPI, events: list[inbound.AccountEvent]) -> None:
+    with session_scope(app.state.engine) as session:
+        account.apply_account_events(session, events=events, now=utcnow())
+
+
 def _count(batch: inbound.Batch[keywords.Parsed]) -> None:
     # A preference change is WhatsApp's own opt-out or opt-in: counted as a message from a
     # person, so that it cannot be told from one.
@@ -223,7 +231,8 @@ _OPERATION = {
     "summary": "Receive",
     "operationId": "receive_webhook_whatsapp_post",
     "description": (
-        "Signed webhook from Meta (or the sandbox): statuses, messages, preference changes.\n\n"
+        "Signed webhook from Meta (or the sandbox): statuses, messages, preference changes, "
+        "template and account notices.\n\n"
         "Everything is stored before the 200; a failure answers 5xx so that Meta delivers "
         "again, and a redelivery changes nothing twice. Replies are sent after the response."
     ),

@@ -429,7 +429,15 @@ def test_plan_shows_local_times_and_counts_only(
         "send_local",
         "deferred",
         "reachable_now",
+        "spread_until",
+        "spread_days",
+        "reaches_everyone",
+        "note",
     }
+    # How a round spreads under the messaging limit is a coarse count too: admins only.
+    assert {
+        (r["spread_until"], r["spread_days"], r["note"]) for z in seen["zones"] for r in z["rounds"]
+    } == {(None, None, None)}
     assert client.get(f"{URL}/{cid}/plan", params={"limit": 50}, headers=admin).status_code == 422
 
 

@@ -103,6 +103,11 @@ def reasons(body: dict[str, Any]) -> dict[int, str | None]:
     return {r["row"]: r["reason"] for r in body["rows"]}
 
 
+def codes(body: dict[str, Any]) -> dict[int, str | None]:
+    """Row number -> machine code of the reason."""
+    return {r["row"]: r["code"] for r in body["rows"]}
+
+
 def active_count(engine: Engine) -> int:
     """Active enrolments in the database."""
     with Session(engine) as s:
@@ -259,7 +264,8 @@ def test_quoted_fields_keep_delimiters_quotes_and_row_numbers(
     assert response.status_code == 200, response.text
     body = response.json()
     assert outcomes(body) == [(2, "enrolled"), (3, "enrolled"), (4, "invalid"), (5, "enrolled")]
-    assert (reasons(body)[4] or "").startswith("label:")
+    assert codes(body)[4] == "import.label_control"
+    assert reasons(body)[4] == "Nama/label memuat karakter yang tidak dapat ditampilkan."
     first = stored(engine, vault, e164(1)).label_ciphertext
     second = stored(engine, vault, e164(2)).label_ciphertext
     assert first is not None
@@ -333,19 +339,30 @@ def test_mixed_rows_report_exact_row_numbers_and_outcomes(
         (12, "enrolled"),
     ]
     assert body["summary"] == summary(10, enrolled=3, duplicate=1, invalid=6)
+    # Scripts read the machine code; the coordinator reads the reason, in Bahasa Indonesia.
+    assert codes(body) == {
+        2: None,
+        3: "invalid_phone.unparseable",
+        4: "invalid_phone.landline",
+        5: "invalid_phone.empty",
+        6: "import.consent_method_unknown",
+        7: "import.label_too_long",
+        8: "duplicate",
+        9: None,
+        11: "import.consent_date_future",
+        12: None,
+    }
     why = reasons(body)
     assert why[2] is None
     assert why[12] is None
-    assert (why[3] or "").startswith("phone:")
-    assert "landline" in (why[4] or "")
-    assert why[5] == "phone: the cell is empty"
-    assert (why[6] or "").startswith("consent:")
-    assert "paper_form" in (why[6] or "")
-    assert (why[7] or "").startswith("label:")
+    assert "tidak dapat dibaca" in (why[3] or "")
+    assert "telepon rumah/kantor" in (why[4] or "")
+    assert why[5] == "Nomor HP kosong."
+    assert "formulir kertas" in (why[6] or "")
     assert "80" in (why[7] or "")
-    assert why[8] == "already on this OPD's list"
+    assert why[8] == "Sudah ada di daftar OPD Anda; tidak didaftarkan dua kali."
     assert why[9] is None
-    assert (why[11] or "").startswith("consent date:")
+    assert "masa depan" in (why[11] or "")
     # The suppressed number is listed without its ciphertext.
     assert enrolled_numbers(engine, vault) == {e164(1), e164(12)}
     assert active_count(engine) == 3
@@ -479,7 +496,8 @@ def test_default_consent_method_applies_to_rows_without_one(
     without = upload(client, secret, data)
     assert without.status_code == 200, without.text
     assert outcomes(without.json()) == [(2, "invalid"), (3, "enrolled")]
-    assert (reasons(without.json())[2] or "").startswith("consent:")
+    assert codes(without.json())[2] == "import.consent_method_missing"
+    assert "Metode persetujuan kosong" in (reasons(without.json())[2] or "")
 
     data = csv_bytes(["nomor_hp;nama", f"{local(3)};C", f"{local(4)};D"])
     applied = upload(client, secret, data, default_consent_method="digital_form")
@@ -535,6 +553,9 @@ def test_all_or_nothing_with_one_bad_row_enrols_nothing(
         (5, "invalid"),
         (6, "not_applied"),
     ]
+    assert codes(body)[2] == "not_applied"
+    assert "tidak ada yang didaftarkan" in (reasons(body)[2] or "")
+    assert "tidak ada yang didaftarkan" in body["error"]["message"]
     assert active_count(engine) == 0
 
     # The same rows without the bad one go through, so nothing was left half-inserted.
@@ -628,12 +649,12 @@ def test_oversize_stream_without_content_length_is_refused(
 @pytest.mark.parametrize(
     ("data", "filename", "hint"),
     [
-        (bytes(range(256)) * 4, "pegawai.csv", "not a CSV"),
-        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "foto.png", "not a CSV"),
+        (bytes(range(256)) * 4, "pegawai.csv", "bukan tabel CSV"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "foto.png", "bukan tabel CSV"),
         (b"bukan excel", "pegawai.xlsx", "xlsx"),
-        (b"PK\x03\x04 broken zip", "pegawai.xlsx", "damaged"),
-        (b"nama;jabatan\nBudi;Staf\nSari;Kepala\n", "pegawai.csv", "phone"),
-        (b"", "pegawai.csv", "empty"),
+        (b"PK\x03\x04 broken zip", "pegawai.xlsx", "rusak"),
+        (b"nama;jabatan\nBudi;Staf\nSari;Kepala\n", "pegawai.csv", "nomor HP"),
+        (b"", "pegawai.csv", "kosong"),
     ],
     ids=["garbage", "image", "not-xlsx", "broken-zip", "no-phone-column", "empty"],
 )
@@ -683,7 +704,7 @@ def test_unclosed_quote_late_in_file_is_not_silently_swallowed(
     assert response.status_code == 422, response.text[:500]
     error = response.json()["error"]
     assert error["code"] == "unreadable_file"
-    assert "Row 31" in error["message"]  # where the open quote starts
+    assert "Baris 31" in error["message"]  # where the open quote starts
     assert active_count(engine) == 0
 
 
@@ -717,8 +738,9 @@ def test_twenty_thousand_rows_import_completely(
     body = response.json()
     assert body["summary"] == summary(n, enrolled=n)
     assert len(body["rows"]) == n
-    assert body["rows"][0] == {"row": 2, "outcome": "enrolled", "reason": None}
-    assert body["rows"][-1] == {"row": n + 1, "outcome": "enrolled", "reason": None}
+    enrolled = {"outcome": "enrolled", "code": None, "reason": None}
+    assert body["rows"][0] == {"row": 2, **enrolled}
+    assert body["rows"][-1] == {"row": n + 1, **enrolled}
     assert active_count(engine) == n
 
 

@@ -95,8 +95,8 @@ def test_messages_do_not_echo_the_number() -> None:
 def test_excel_scientific_message_tells_coordinator_to_use_text_format() -> None:
     with pytest.raises(InvalidPhone) as caught:
         normalise_phone("6.28123E+12")
-    assert "Text" in caught.value.message
-    assert "lost" in caught.value.message
+    assert "sebagai Teks" in caught.value.message
+    assert "hilang" in caught.value.message
 
 
 def test_foreign_mobile_accepted_when_region_allowed() -> None:

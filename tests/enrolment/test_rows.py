@@ -188,17 +188,17 @@ def test_utf8_decision_covers_whole_file() -> None:
 
 
 FILE_ERRORS: list[tuple[str, bytes, str | None, str]] = [
-    ("no phone column", b"nama,jabatan\nBudi,Staf\n", None, "Name the column one of: nomor_hp"),
-    ("two phone columns", b"telepon,no_wa\n021,0812\n", None, "more than one phone column"),
-    ("PNG", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "a.csv", "not a CSV or XLSX"),
-    ("binary", bytes(range(256)) * 16, "upload.csv", "not a CSV or XLSX"),
-    ("empty", b"", None, "empty"),
-    ("blank lines only", b"\r\n\r\n  \n;;\n", None, "empty"),
-    ("BOM only", b"\xef\xbb\xbf", None, "empty"),
-    ("undecodable", b"hp,nama\n0812,\x81\x8d\xff\n", None, "encoding"),
-    ("old .xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "a.xls", r"\(\.xls\)"),
-    ("corrupt zip", b"PK\x03\x04" + b"\x00" * 200, "x.xlsx", "damaged"),
-    ("CSV named .xlsx", b"nomor_hp\n0812\n", "x.xlsx", "not a valid Excel"),
+    ("no phone column", b"nama,jabatan\nBudi,Staf\n", None, "salah satu dari: nomor_hp"),
+    ("two phone columns", b"telepon,no_wa\n021,0812\n", None, "lebih dari satu kolom nomor HP"),
+    ("PNG", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "a.csv", "bukan tabel CSV atau XLSX"),
+    ("binary", bytes(range(256)) * 16, "upload.csv", "bukan tabel CSV atau XLSX"),
+    ("empty", b"", None, "Berkas kosong"),
+    ("blank lines only", b"\r\n\r\n  \n;;\n", None, "Berkas kosong"),
+    ("BOM only", b"\xef\xbb\xbf", None, "Berkas kosong"),
+    ("undecodable", b"hp,nama\n0812,\x81\x8d\xff\n", None, "Pengodean teks"),
+    ("old .xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "a.xls", r"\(\.xls,"),
+    ("corrupt zip", b"PK\x03\x04" + b"\x00" * 200, "x.xlsx", "rusak"),
+    ("CSV named .xlsx", b"nomor_hp\n0812\n", "x.xlsx", "bukan berkas Excel yang valid"),
 ]
 
 
@@ -316,12 +316,12 @@ def test_xlsx_blank_rows_title_rows_and_first_sheet_only(tmp_path: Path) -> None
 
 def test_xlsx_missing_phone_column(tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "x.xlsx", [["Nama", "Jabatan"], ["Budi", "Staf"]])
-    with pytest.raises(FileFormatError, match="No phone number column"):
+    with pytest.raises(FileFormatError, match="Kolom nomor HP tidak ditemukan"):
         read_path(path)
 
 
 def test_empty_xlsx(tmp_path: Path) -> None:
-    with pytest.raises(FileFormatError, match="empty"):
+    with pytest.raises(FileFormatError, match="Berkas kosong"):
         read_path(write_xlsx(tmp_path / "x.xlsx", []))
 
 
@@ -331,7 +331,7 @@ def test_zip_that_is_not_a_workbook(tmp_path: Path) -> None:
     path = tmp_path / "notes.zip"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("notes.txt", "hp\n0812\n")
-    with pytest.raises(FileFormatError, match="damaged"):
+    with pytest.raises(FileFormatError, match="rusak"):
         read_path(path)
 
 
@@ -411,5 +411,5 @@ def test_parse_consent_date(raw: str | None, expected: dt.date | None) -> None:
     "raw", ["kemarin", "31/02/2026", "07/15/2026", "15/07/26", "2026-13-01", "46218", "15/07-2026"]
 )
 def test_parse_consent_date_garbage(raw: str) -> None:
-    with pytest.raises(ValueError, match="consent date"):
+    with pytest.raises(ValueError, match="Tanggal persetujuan tidak dapat dibaca"):
         parse_consent_date(raw)

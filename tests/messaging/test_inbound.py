@@ -27,6 +27,8 @@ from app.messaging.inbound import (
 )
 
 WABA_ID = "102290129340398"
+# The envelope's entry.time (1764576000), which orders account notices.
+SENT_AT = datetime(2025, 12, 1, 8, tzinfo=UTC)
 TEMPLATE = TemplateRef(template_id="1234567890123", name="pengingat_spi", language="id")
 TEXT = "Tolong berhenti kirim pesan ke saya"
 
@@ -138,7 +140,9 @@ def test_template_status_update() -> None:
     value = {**_template_fields(), "event": "REJECTED", "reason": "INCORRECT_CATEGORY"}
     batch = _parse(_envelope("message_template_status_update", value))
     assert batch.account == [
-        TemplateStatusUpdate(template=TEMPLATE, event="REJECTED", reason="INCORRECT_CATEGORY")
+        TemplateStatusUpdate(
+            template=TEMPLATE, event="REJECTED", reason="INCORRECT_CATEGORY", at=SENT_AT
+        )
     ]
     assert batch.messages == batch.statuses == batch.preferences == []
     assert batch.malformed == 0
@@ -161,6 +165,7 @@ def test_template_category_update_announced_and_done() -> None:
             new_category="UTILITY",
             correct_category="MARKETING",
             takes_effect_at=datetime(2025, 12, 2, 8, tzinfo=UTC),
+            at=SENT_AT,
         )
     ]
     assert second == [
@@ -170,6 +175,7 @@ def test_template_category_update_announced_and_done() -> None:
             new_category="MARKETING",
             correct_category=None,
             takes_effect_at=None,
+            at=SENT_AT,
         )
     ]
 
@@ -177,7 +183,9 @@ def test_template_category_update_announced_and_done() -> None:
 def test_template_quality_update() -> None:
     value = {**_template_fields(), "previous_quality_score": "GREEN", "new_quality_score": "YELLOW"}
     assert _parse(_envelope("message_template_quality_update", value)).account == [
-        TemplateQualityUpdate(template=TEMPLATE, previous_score="GREEN", new_score="YELLOW")
+        TemplateQualityUpdate(
+            template=TEMPLATE, previous_score="GREEN", new_score="YELLOW", at=SENT_AT
+        )
     ]
 
 
@@ -195,6 +203,7 @@ def test_phone_number_quality_update() -> None:
             current_limit="TIER_2K",
             old_limit="TIER_10K",
             business_limit="TIER_2K",
+            at=SENT_AT,
         )
     ]
 
@@ -222,11 +231,22 @@ def test_account_update(ban_state: Any) -> None:
             ban_state=None,
             violation=None,
             restrictions=("RESTRICTED_BIZ_INITIATED_MESSAGING",),
+            at=SENT_AT,
         ),
         AccountUpdate(
-            event="DISABLED_UPDATE", ban_state="DISABLE", violation=None, restrictions=()
+            event="DISABLED_UPDATE",
+            ban_state="DISABLE",
+            violation=None,
+            restrictions=(),
+            at=SENT_AT,
         ),
-        AccountUpdate(event="ACCOUNT_VIOLATION", ban_state=None, violation="SCAM", restrictions=()),
+        AccountUpdate(
+            event="ACCOUNT_VIOLATION",
+            ban_state=None,
+            violation="SCAM",
+            restrictions=(),
+            at=SENT_AT,
+        ),
     ]
 
 
@@ -237,14 +257,19 @@ def test_business_capability_update() -> None:
         "max_daily_conversations_per_business": "TIER_2K",
     }
     assert _parse(_envelope("business_capability_update", value)).account == [
-        CapabilityUpdate(daily_limit_per_phone=2000, max_phone_numbers=2, business_limit="TIER_2K")
+        CapabilityUpdate(
+            daily_limit_per_phone=2000,
+            max_phone_numbers=2,
+            business_limit="TIER_2K",
+            at=SENT_AT,
+        )
     ]
 
 
 def test_an_account_notice_of_an_unexpected_shape_still_parses() -> None:
     batch = _parse(_envelope("account_update", {"event": ["?"], "ban_info": "x"}))
     assert batch.account == [
-        AccountUpdate(event=None, ban_state=None, violation=None, restrictions=())
+        AccountUpdate(event=None, ban_state=None, violation=None, restrictions=(), at=SENT_AT)
     ]
     assert batch.malformed == 0
 

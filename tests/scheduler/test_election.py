@@ -18,7 +18,13 @@ from app.campaigns.models import Campaign, CampaignState
 from app.db import session_scope, utcnow
 from app.scheduler.election import AdvisoryLock
 from app.scheduler.runner import start_scheduler, stop_scheduler
-from app.scheduler.setup import FINISH_JOB_ID, PURGE_JOB_ID, SYNC_JOB_ID
+from app.scheduler.setup import (
+    EXPIRE_JOB_ID,
+    FINISH_JOB_ID,
+    PURGE_JOB_ID,
+    SENDER_JOB_ID,
+    SYNC_JOB_ID,
+)
 from app.templates.models import MessageTemplate
 from tests.factories import add_opd
 
@@ -88,7 +94,8 @@ def test_the_runner_leads_syncs_at_once_and_lets_go(engine: Engine) -> None:
         try:
             assert handle.is_leader
             assert handle.last_heartbeat is not None
-            assert stored_job_ids(engine) == {SYNC_JOB_ID, FINISH_JOB_ID, PURGE_JOB_ID, round_job}
+            housekeeping = {SYNC_JOB_ID, FINISH_JOB_ID, PURGE_JOB_ID, SENDER_JOB_ID, EXPIRE_JOB_ID}
+            assert stored_job_ids(engine) == housekeeping | {round_job}
             if rival is not None:
                 assert rival.try_acquire() is False
             beat = handle.last_heartbeat

@@ -33,7 +33,15 @@ KEY = b"s" * 32
 
 FIRST = TODAY - timedelta(days=10)
 YESTERDAY = TODAY - timedelta(days=1)
-MEASURES = ("enrolled", "scheduled", "delivered", "not_delivered", "opted_out")
+MEASURES = (
+    "enrolled",
+    "scheduled",
+    "delivered",
+    "not_delivered",
+    "opted_out",
+    "expired",
+    "billed",
+)
 # What build_world puts in, per OPD, counted up to yesterday (the last closed day).
 TRUTH = {
     "DINKES": {
@@ -42,6 +50,8 @@ TRUTH = {
         "delivered": 150,
         "not_delivered": 16,
         "opted_out": 7,
+        "expired": 0,
+        "billed": 0,
     },
     "BAPPEDA": {
         "enrolled": 60,
@@ -49,6 +59,8 @@ TRUTH = {
         "delivered": 40,
         "not_delivered": 3,
         "opted_out": 2,
+        "expired": 2,
+        "billed": 0,
     },
     "DISDIK": {
         "enrolled": 80,
@@ -56,6 +68,8 @@ TRUTH = {
         "delivered": 60,
         "not_delivered": 6,
         "opted_out": 9,
+        "expired": 3,
+        "billed": 0,
     },
 }
 
@@ -115,6 +129,9 @@ def build_world(client: TestClient, engine: Engine, *, small: bool) -> World:
     delivery_counts(
         engine, campaign, ids["DISDIK"], FIRST, **outcome_row(70, delivered=60, failed_other=6)
     )
+    # Accepted but undelivered when their window closed: kedaluwarsa (2 is a small cell).
+    delivery_counts(engine, campaign, ids["BAPPEDA"], FIRST + timedelta(days=1), expired=2)
+    delivery_counts(engine, campaign, ids["DISDIK"], FIRST + timedelta(days=1), expired=3)
     # counters of another campaign and of an OPD outside this one are not mixed in
     other = add_campaign_row(engine, name="lain")
     delivery_counts(engine, other, ids["DINKES"], FIRST, scheduled=1000, accepted=1000)
@@ -271,13 +288,13 @@ def test_csv_export_opens_in_excel_matches_the_api_and_is_audited(world: World) 
     lines = raw.decode("utf-8-sig").split("\r\n")
     assert lines[0] == (
         "Kode OPD;Nama OPD;Terdaftar;Pengingat dijadwalkan;Terkirim;Tidak terkirim;"
-        "Berhenti (STOP);Tingkat terkirim (%);Tingkat berhenti (%)"
+        "Berhenti (STOP);Kedaluwarsa;Ditagih Meta;Tingkat terkirim (%);Tingkat berhenti (%)"
     )
     body = as_json(world.get("inspectorate", url))
     dinkes = next(line.split(";") for line in lines if line.startswith("DINKES;"))
-    assert dinkes[2:7] == [str(_by_code(body)["DINKES"][m]) for m in MEASURES]
+    assert dinkes[2:9] == [str(_by_code(body)["DINKES"][m]) for m in MEASURES]
     total = next(line.split(";") for line in lines if line.startswith("Jumlah;"))
-    assert total[2:7] == [str(body["total"][m]) for m in MEASURES]
+    assert total[2:9] == [str(body["total"][m]) for m in MEASURES]
     rate = f"{body['total']['delivery_rate'] * 100:.2f}"
     assert total[-2] == rate.replace(".", ",")  # decimal comma next to ';'
     comma = world.get("inspectorate", url, format="csv", sep=",").content.decode("utf-8-sig")

@@ -13,8 +13,10 @@ from tests.stats.attacker import Knowledge
 
 Day = dict[str, int]
 FIRST = date(2026, 3, 2)
-MONOTONE = ("scheduled", "delivered", "not_delivered", "opted_out")
-SENSITIVE = ("scheduled", "delivered", "not_delivered", "opted_out")
+MONOTONE = ("scheduled", "delivered", "not_delivered", "opted_out", "expired", "billed")
+SENSITIVE = ("scheduled", "delivered", "not_delivered", "opted_out", "expired", "billed")
+# What became of the reminders scheduled: together never more than scheduled.
+ENDS = ("delivered", "not_delivered", "expired")
 
 
 @st.composite
@@ -22,6 +24,7 @@ def histories(draw: st.DrawFn, *, days: int | None = None) -> list[Day]:
     """One OPD's cumulative history: counts only grow, parts never exceed their wholes."""
     rows: list[Day] = []
     listed = ever = population = scheduled = delivered = not_delivered = opted_out = 0
+    expired = billed = 0
     for _ in range(days if days is not None else draw(st.integers(1, 4))):
         joined = draw(st.integers(0, 14))
         left = draw(st.integers(0, listed))
@@ -31,11 +34,15 @@ def histories(draw: st.DrawFn, *, days: int | None = None) -> list[Day]:
         if draw(st.booleans()) and listed:
             population += listed
             scheduled += draw(st.integers(0, listed))
-        waiting = scheduled - delivered - not_delivered
+        waiting = scheduled - delivered - not_delivered - expired
         done = draw(st.integers(0, waiting))
         failed = draw(st.integers(0, done))
-        delivered += done - failed
+        lapsed = draw(st.integers(0, done - failed))
+        delivered += done - failed - lapsed
+        # Meta bills most delivered reminders (a part of them, in time, is free).
+        billed += draw(st.integers(0, delivered - billed))
         not_delivered += failed
+        expired += lapsed
         rows.append(
             {
                 "enrolled": listed,
@@ -43,6 +50,8 @@ def histories(draw: st.DrawFn, *, days: int | None = None) -> list[Day]:
                 "delivered": delivered,
                 "not_delivered": not_delivered,
                 "opted_out": opted_out,
+                "expired": expired,
+                "billed": billed,
                 "reminder_population": population,
                 "ever_listed": ever,
             }
@@ -84,9 +93,10 @@ class Reader:
                     self.know.variable(var(o, m, t))
                 # Facts true of any history, which a reader who knows the service may use.
                 self.know.at_most(
-                    {var(o, "delivered", t): 1, var(o, "not_delivered", t): 1},
+                    {var(o, m, t): 1 for m in ENDS},
                     {var(o, "scheduled", t): 1},
                 )
+                self.know.at_most({var(o, "billed", t): 1}, {var(o, "delivered", t): 1})
                 if t:
                     for m in MONOTONE:
                         self.know.at_most({var(o, m, t - 1): 1}, {var(o, m, t): 1})
@@ -120,11 +130,12 @@ def protected_targets(world: list[list[Day]], opds: range | list[int]) -> list[d
         history = world[o]
         for t, day in enumerate(history):
             if day["reminder_population"]:
-                found += [{var(o, m, t): 1} for m in ("scheduled", "delivered", "not_delivered")]
+                found += [{var(o, m, t): 1} for m in ("scheduled", *ENDS, "billed")]
             if day["ever_listed"]:
                 found.append({var(o, "opted_out", t): 1})
             if t and history[t - 1]["ever_listed"]:
                 found.append({var(o, "opted_out", t): 1, var(o, "opted_out", t - 1): -1})
             if t and history[t - 1]["reminder_population"]:
-                found.append({var(o, "not_delivered", t): 1, var(o, "not_delivered", t - 1): -1})
+                for m in ("not_delivered", "expired"):
+                    found.append({var(o, m, t): 1, var(o, m, t - 1): -1})
     return found

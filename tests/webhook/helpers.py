@@ -69,14 +69,19 @@ def enrolment_tally(engine: Engine, event: str) -> int:
         return int(total)
 
 
-def delivery_tallies(engine: Engine) -> dict[str, int]:
+def delivery_tallies(engine: Engine, *, billed: bool = False) -> dict[str, int]:
+    """Tally totals by outcome; the billed charges (tests/campaigns/test_costs.py) only if asked."""
     with session_scope(engine) as s:
         rows = s.exec(
             select(DeliveryTally.outcome, func.sum(DeliveryTally.count)).group_by(
                 DeliveryTally.outcome
             )
         ).all()
-        return {outcome: int(total) for outcome, total in rows}
+        return {
+            outcome: int(total)
+            for outcome, total in rows
+            if billed or not outcome.startswith("billed_")
+        }
 
 
 def delivery(engine: Engine, public_id: str) -> Delivery | None:

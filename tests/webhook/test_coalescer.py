@@ -91,7 +91,13 @@ def test_concurrent_status_webhooks_count_each_outcome_once(
     with ThreadPoolExecutor(16) as pool:
         codes = list(pool.map(lambda b: payloads.post(client, settings, b).status_code, bodies))
     assert codes == [200] * len(bodies)
-    assert delivery_tallies(engine) == {"scheduled": 12, "accepted": 12, "delivered": 12}
+    # Every status carries pricing; each delivery's charge is billed once, like its outcome.
+    assert delivery_tallies(engine, billed=True) == {
+        "scheduled": 12,
+        "accepted": 12,
+        "delivered": 12,
+        "billed_utility": 12,
+    }
     for public_id in ids:
         row = delivery(engine, public_id)
         assert row is not None
