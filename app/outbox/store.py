@@ -8,7 +8,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -38,14 +38,8 @@ class WorkerConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
-        """The SPI_WORKER_* settings."""
-        return cls(
-            batch_size=settings.worker_batch_size,
-            batch_seconds=settings.worker_batch_seconds,
-            lease_seconds=settings.worker_lease_seconds,
-            poll_seconds=settings.worker_poll_seconds,
-            max_attempts=settings.worker_max_attempts,
-        )
+        """The SPI_WORKER_* settings (each field is the setting `worker_<field>`)."""
+        return cls(**{f.name: getattr(settings, f"worker_{f.name}") for f in fields(cls)})
 
 
 def new_worker_id() -> str:
