@@ -172,6 +172,8 @@ def seed(url: str, people: int, imports: int) -> dict[str, Any]:
             send_at=now,
             origin=MANUAL,
             now=now,
+            # The whole round is due now, not spread under a new number's messaging limit.
+            settings=settings.model_copy(update={"messaging_limit": 0}),
         )
         assert created is not None
         assert created.recipients == people, created

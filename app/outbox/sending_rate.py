@@ -5,15 +5,19 @@ up to 1,000) in one-second windows, however many workers send. `per_number_rate`
 place that decides the rate.
 
 Every send gets a *slot*: a moment of its own, `1 / rate` after the previous slot of the number.
-`Pace` hands them out inside one process (SQLite). On PostgreSQL `SharedPace` reserves them from
-the number's row in `send_pace` with one atomic `UPDATE … RETURNING` (`reserve_slots`): a slot
-given to one worker is never given to another, so correctness does not depend on any worker
-reading a fresh value. A send leaves at its slot or not at all:
+On PostgreSQL `SharedPace` reserves them from the number's row in `send_pace` with one atomic
+`UPDATE … RETURNING` (`reserve_slots`): a slot given to one worker is never given to another, so
+correctness does not depend on any worker reading a fresh value. A send leaves at its slot or
+not at all:
 
 - a slot is handed out a lead early, so that the delivery can be marked `sending` before its
   moment (the lead follows how long that takes), and the request then waits for the moment;
 - a slot missed by more than LATE_SECONDS (a busy event loop, a slow mark) is dropped and the
   send takes the next one, so late sends never bunch up with on-time ones;
+- on SQLite only this process sends (`Pace`): the send is handed a *planned* moment a lead
+  early, but its slot is fixed only once it is marked (the planned moment, or the next free
+  one if the mark took longer). A mark that waited behind an import batch delays its send
+  instead of wasting a slot, so the pace stays full while an import commits batch by batch;
 - slot times are the database's clock, converted with an offset measured on the least delayed
   round trip (error at most half of it), never by when an answer happened to arrive;
 - a worker asks for more slots only while those it holds end less than its lead +
@@ -46,7 +50,8 @@ logger = logging.getLogger(__name__)
 SLICE_SECONDS = 0.1
 # A slot is handed out at least this early (the lead): time to mark the delivery `sending`
 # before its moment. The lead follows how long marking takes (x LEAD_MARGIN), up to
-# MAX_LEAD_SECONDS: a slow commit costs a missed slot once, then the lead covers it.
+# MAX_LEAD_SECONDS: a slow commit costs a missed slot (on SQLite: a delay) once, then the lead
+# covers it.
 LEAD_SECONDS = 0.1
 MAX_LEAD_SECONDS = 2.0
 LEAD_MARGIN = 1.5
@@ -119,13 +124,15 @@ def reserve_slots(
 class Pace:
     """Send slots `1 / rate` apart for this process alone; rate 0 does not space sends.
 
-    `slot()` hands one out `lead` seconds before its moment; `keep()` waits for it.
+    `slot()` hands out a planned moment `lead` seconds before it; `keep()` fixes the slot once
+    the send is ready (no earlier than planned) and waits for it.
     """
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self._clock = clock
-        self._next = 0.0
+        self._planned = 0.0  # the next send's planned moment: its mark starts a lead before
+        self._next = 0.0  # the next moment no send has been given (sends are 1 / rate apart)
         self.lead = LEAD_SECONDS
         self.missed = 0  # slots dropped because their send came too late for them
         self.grants = 0  # database round trips for slots (SharedPace), for logs and benchmarks
@@ -144,33 +151,48 @@ class Pace:
             now = self._clock()
             return Slot(now, now) if still_wanted() else None
         now = self._clock()
-        moment = max(self._next, now + self.lead)
-        self._next = moment + 1 / self.rate
+        moment = max(self._planned, now + self.lead)
+        self._planned = moment + 1 / self.rate
         return await self._lead_to(moment, still_wanted)
 
     async def keep(self, slot: Slot, still_wanted: Wanted) -> bool:
-        """Wait for the slot's moment, or a later slot's if it was missed; False if unwanted."""
+        """Wait for the send's moment, or a later one's if it was missed; False if unwanted."""
         if self.rate <= 0:
             return still_wanted()
         self._follow(self._clock() - slot.handed_at)
-        while still_wanted():
-            late = self._clock() - slot.moment
+        moment: float | None = self._fix(slot.moment)
+        while moment is not None and still_wanted():
+            late = self._clock() - moment
             if late < 0:
                 await asyncio.sleep(-late)
                 continue  # checked again: a busy event loop may wake it late
             if late <= LATE_SECONDS:
                 return True
             self.missed += 1
-            again = await self.slot(still_wanted)
-            if again is None:
-                return False
-            slot = again
+            moment = await self._replace(still_wanted)
         return False
 
     async def wait(self, still_wanted: Wanted) -> bool:
         """Wait for a slot and its moment; False if still_wanted() said no first."""
         slot = await self.slot(still_wanted)
         return slot is not None and await self.keep(slot, still_wanted)
+
+    def _fix(self, planned: float) -> float:
+        """The send's moment, fixed once it is ready: its planned one or the next free one.
+
+        Only this process sends, so a moment is given out for good only here, after the mark:
+        a slow mark delays its send but leaves no moment unused while others are ready.
+        """
+        moment = max(self._next, planned, self._clock())
+        self._next = moment + 1 / self.rate
+        # Marks run a lead ahead of the sends, not of a plan the sends have fallen behind.
+        self._planned = max(self._planned, self._next)
+        return moment
+
+    async def _replace(self, still_wanted: Wanted) -> float | None:
+        """A moment for a send that missed its own (its event loop woke it too late)."""
+        del still_wanted  # checked by keep() before the moment is used
+        return self._fix(self._clock())
 
     def _follow(self, preparation: float) -> None:
         """Adapt the lead to how long this send's preparation took (grow at once, shrink slowly)."""
@@ -226,6 +248,13 @@ class SharedPace(Pace):
                 continue
             return await self._lead_to(moment, still_wanted)
         return None
+
+    def _fix(self, planned: float) -> float:
+        return planned  # reserved in the database: another worker may hold the next one
+
+    async def _replace(self, still_wanted: Wanted) -> float | None:
+        again = await self.slot(still_wanted)
+        return None if again is None else again.moment
 
     def _running_low(self) -> bool:
         """Whether the slots held end less than lead + SLICE_SECONDS from now (the look-ahead)."""

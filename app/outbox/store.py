@@ -1,4 +1,4 @@
-"""What a worker holds of a batch, and its database steps, each its own short transaction."""
+"""A worker's parameters, what it holds of a batch, and its database steps (short transactions)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -21,6 +21,25 @@ from app.outbox.record import Outcome, record_batch
 from app.security import PhoneVault
 
 logger = logging.getLogger(__name__)
+
+# WorkerConfig's defaults are the documented SPI_WORKER_* defaults (app.config.Settings).
+_DEFAULTS = Settings.model_fields
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Batch, lease and retry parameters of one worker."""
+
+    batch_size: int = _DEFAULTS["worker_batch_size"].default
+    batch_seconds: float = _DEFAULTS["worker_batch_seconds"].default
+    lease_seconds: float = _DEFAULTS["worker_lease_seconds"].default
+    poll_seconds: float = _DEFAULTS["worker_poll_seconds"].default
+    max_attempts: int = _DEFAULTS["worker_max_attempts"].default
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        """The SPI_WORKER_* settings (each field is the setting `worker_<field>`)."""
+        return cls(**{f.name: getattr(settings, f"worker_{f.name}") for f in fields(cls)})
 
 
 def new_worker_id() -> str:

@@ -30,41 +30,17 @@ from app.outbox.claim import Job
 from app.outbox.grouping import Grouped
 from app.outbox.record import Outcome
 from app.outbox.service import OPT_OUT_RECHECK_SECONDS
-from app.outbox.store import Batch, WorkerStore, new_worker_id
+from app.outbox.store import Batch, WorkerConfig, WorkerStore, new_worker_id
 from app.security import PhoneVault, load_keys
 
 logger = logging.getLogger(__name__)
 
-# WorkerConfig's defaults are the documented SPI_WORKER_* defaults (app.config.Settings).
-_DEFAULTS = Settings.model_fields
 # A reservation is not moved to `sending`, nor a marked send started, once this share of its
 # lease has passed, so that nothing is still sent when another worker may take the row.
 LEASE_SAFETY = 0.75
 RECORD_TRIES = 3
 STOP_TIMEOUT_SECONDS = 30.0
 RATE_REFRESH_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """Batch, lease and retry parameters of one worker."""
-
-    batch_size: int = _DEFAULTS["worker_batch_size"].default
-    batch_seconds: float = _DEFAULTS["worker_batch_seconds"].default
-    lease_seconds: float = _DEFAULTS["worker_lease_seconds"].default
-    poll_seconds: float = _DEFAULTS["worker_poll_seconds"].default
-    max_attempts: int = _DEFAULTS["worker_max_attempts"].default
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerConfig:
-        """The SPI_WORKER_* settings."""
-        return cls(
-            batch_size=settings.worker_batch_size,
-            batch_seconds=settings.worker_batch_seconds,
-            lease_seconds=settings.worker_lease_seconds,
-            poll_seconds=settings.worker_poll_seconds,
-            max_attempts=settings.worker_max_attempts,
-        )
 
 
 class OutboxWorker:
