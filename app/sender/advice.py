@@ -341,7 +341,7 @@ def campaign_template(
             key,
             title,
             Status.warn,
-            f"Kategori {category}: pengingat harus UTILITY (harga, penolakan 131049/131050 dan "
+            f"Kategori {category}: pengingat harus UTILITY (harga, penolakan pesan pemasaran dan "
             f"aturan persetujuan berbeda).{note}",
             "Ubah isi templat agar netral dan spesifik tentang tugas SPI pegawai, lalu ajukan "
             "ulang sebagai UTILITY atau minta peninjauan kategori di WhatsApp Manager.",

@@ -199,7 +199,7 @@ def apply_category(
     if template.category == MARKETING:
         stopped = (
             f"Meta memindahkan templat {label} dari {old} ke MARKETING (aturan persetujuan, "
-            "penolakan 131049/131050 dan harga berubah)"
+            "penolakan pesan pemasaran dan harga berubah)"
         )
     return TemplateChange(template.id or 0, label, "category", stopped=stopped)
 
