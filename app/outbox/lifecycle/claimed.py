@@ -47,34 +47,29 @@ def settle_claim(
     yet, so if the worker dies they are simply claimed again once the lease has passed.
     """
     if reserved:
-        require(_Q, _Q)
-        session.execute(
-            update(Delivery)
-            .where(col(Delivery.id).in_(reserved))
-            .values(claimed_by=worker_id, lease_expires_at=lease_until, updated_at=now)
-        )
+        _move(session, now, reserved, _Q, _Q, claimed_by=worker_id, lease_expires_at=lease_until)
     for reason, batch in skipped.items():
-        require(_Q, _SKIPPED)
-        session.execute(
-            update(Delivery)
-            .where(col(Delivery.id).in_(batch))
-            .values(state=_SKIPPED, error_class=reason, updated_at=now)
-        )
+        _move(session, now, batch, _Q, _SKIPPED, state=_SKIPPED, error_class=reason)
     for when, batch in deferred.items():
-        require(_Q, _Q)
-        session.execute(
-            update(Delivery)
-            .where(col(Delivery.id).in_(batch))
-            .values(next_attempt_at=when, updated_at=now)
-        )
+        _move(session, now, batch, _Q, _Q, next_attempt_at=when)
     if undecryptable:
-        require(_Q, _FAILED)
-        session.execute(
-            update(Delivery)
-            .where(col(Delivery.id).in_(undecryptable))
-            .values(state=_FAILED, error_class="undecryptable", updated_at=now)
-        )
+        _move(session, now, undecryptable, _Q, _FAILED, state=_FAILED, error_class="undecryptable")
     count_moves(session, counts, at=now)
+
+
+def _move(
+    session: Session,
+    now: datetime,
+    ids: Collection[int],
+    before: str,
+    after: str,
+    **values: object,
+) -> None:
+    """One allowed transition for these deliveries, stamped `now`."""
+    require(before, after)
+    session.execute(
+        update(Delivery).where(col(Delivery.id).in_(list(ids))).values(**values, updated_at=now)
+    )
 
 
 def mark_sending(
