@@ -222,6 +222,7 @@ class SharedPace(Pace):
         self._reserve = reserve
         self._slots: deque[float] = deque()  # reserved moments, on this process's clock
         self._granting: asyncio.Task[None] | None = None
+        self._turn = asyncio.Lock()
         # database clock - this clock, its error bound, and when it was measured
         self._offset = 0.0
         self._offset_error = math.inf
@@ -236,17 +237,25 @@ class SharedPace(Pace):
         """The next slot reserved for this worker, `lead` ahead; None if no longer wanted."""
         if self.rate <= 0:
             return await super().slot(still_wanted)
-        while still_wanted():
-            if self._running_low():
-                self._grant()  # the next grant is asked for while this one is used
-            if not self._slots:
-                await asyncio.shield(self._grant())
-                continue
-            moment = self._slots.popleft()
-            if moment < self._clock() - LATE_SECONDS:
-                self.missed += 1
-                continue
-            return await self._lead_to(moment, still_wanted)
+        moment = await self._take(still_wanted)
+        return None if moment is None else await self._lead_to(moment, still_wanted)
+
+    async def _take(self, still_wanted: Wanted) -> float | None:
+        # One send at a time waits for a grant, the others queue behind it in order: hundreds
+        # of sends all woken by every grant (ten times a second) made the event loop late
+        # enough to bunch sends at the fake.
+        async with self._turn:
+            while still_wanted():
+                if self._running_low():
+                    self._grant()  # the next grant is asked for while this one is used
+                if not self._slots:
+                    await asyncio.shield(self._grant())
+                    continue
+                moment = self._slots.popleft()
+                if moment < self._clock() - LATE_SECONDS:
+                    self.missed += 1
+                    continue
+                return moment
         return None
 
     def _fix(self, planned: float) -> float:

@@ -246,3 +246,33 @@ def test_busiest_second_counts_a_sliding_window() -> None:
     assert busiest_second([]) == 0
     assert busiest_second([0.0, 0.5, 0.99, 1.0, 1.5]) == 3
     assert busiest_second([0.0, 0.9, 1.1, 1.2, 1.8]) == 4
+
+
+def test_a_grant_wakes_the_next_send_in_line_not_every_waiting_one() -> None:
+    """Hundreds of sends wait for slots; each grant must not wake them all (a busy event loop
+    sends late, and late sends bunch up at Meta)."""
+    rate, sends = 200.0, 300
+
+    async def scenario() -> tuple[int, list[float]]:
+        pace = SharedPace(rate, reserve=InstantDatabase().reserve)
+        checks = 0
+        handed: list[float] = []
+
+        def still_wanted() -> bool:
+            nonlocal checks
+            checks += 1
+            return True
+
+        async def one() -> None:
+            slot = await pace.slot(still_wanted)
+            assert slot is not None
+            handed.append(slot.moment)
+
+        await asyncio.gather(*(one() for _ in range(sends)))
+        return checks, handed
+
+    checks, handed = asyncio.run(scenario())
+    assert len(set(handed)) == sends  # every send its own slot
+    # A waiting send checks whether it is still wanted when its turn comes (and once more
+    # before its lead), not once per grant: all woken each time, it was about 10 per send.
+    assert checks <= 4 * sends
