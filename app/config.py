@@ -66,9 +66,10 @@ class Settings(BaseSettings):
     # Sending, per number (all workers together on PostgreSQL): Meta's default throughput is 80
     # messages/s per number; 0 = unlimited.
     send_rate_per_second: float = Field(default=80.0, ge=0)
-    # Requests in flight per worker (the pool is sized to it): at a 150 ms Graph round trip,
-    # 1,000 msg/s needs about 150 plus the time each spends in the worker.
-    send_concurrency: int = Field(default=256, ge=1)
+    # Deliveries in flight per worker, from the `sending` mark to the recorded answer (the pool
+    # is sized to it): each holds its place about 150 ms of Graph round trip plus about 90 ms of
+    # its own (two grouped writes), so 1,000 msg/s needs about 240; 384 leaves a margin.
+    send_concurrency: int = Field(default=384, ge=1)
     # The number's throughput level at Meta (80 by default, 20 coexistence, up to 1,000), shared
     # by all workers through the database; 0 = not known (SPI_SEND_RATE_PER_SECOND alone then).
     throughput_per_second: float = Field(default=0.0, ge=0)
